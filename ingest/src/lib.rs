@@ -1,0 +1,31 @@
+//! Public-data ingest for gonggu: the paged Open API client, the consumer-price API and CSV import.
+//!
+//! Every source yields validated records ([`ItemRecord`], [`MarketRecord`]) and rejections naming the
+//! field at fault; the caller de-duplicates them ([`Dedup`]) and writes them. Nothing here touches the
+//! database.
+//!
+//! * [`paged`]: data.go.kr paged operations as a bounded-concurrency stream of pages.
+//! * [`price`]: the consumer-price API (참가격), whole lists in one reply.
+//! * [`csv`]: the portal's CSV downloads (CP949 or UTF-8) and gonggu's plain CSV.
+//! * [`envelope`]: the reply parsers and every quirk they handle.
+//! * [`mock`]: a mock of these APIs with latency and injected faults, for tests and benchmarks.
+
+pub mod csv;
+pub mod dedup;
+pub mod envelope;
+pub mod error;
+mod http;
+pub mod key;
+pub mod mock;
+pub mod paged;
+pub mod price;
+pub mod record;
+pub mod row;
+pub mod xml;
+
+pub use dedup::Dedup;
+pub use error::{FetchError, FetchErrorKind};
+pub use http::{CallCounts, CallStats, HttpSettings, RetryPolicy};
+pub use key::ServiceKey;
+pub use record::{ItemRecord, MarketRecord, Rejection, SourceId};
+pub use row::Row;

@@ -1,0 +1,30 @@
+//! gonggu's shared state.
+//!
+//! Two halves, each with an embedded and a scale-out implementation behind one interface:
+//! - the **system of record** in SQL ([`db::Db`]): SQLite in the embedded default, PostgreSQL when
+//!   scaled out, reached through sqlx's `Any` driver so every query is written once;
+//! - **live state** ([`live`]): pub/sub bus, TTL cache and rate limiter, in-process or on Redis.
+//!
+//! Domain operations (create a party, join one, rotate a refresh token) live here too, as functions
+//! that own their transaction and write the matching outbox event in it. This crate knows nothing
+//! of HTTP.
+
+pub mod bookings;
+pub mod clock;
+pub mod cursor;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod idempotency;
+pub mod items;
+pub mod live;
+pub mod markets;
+pub mod outbox;
+pub mod parties;
+pub mod seed;
+pub mod tokens;
+pub mod users;
+
+pub use clock::Clock;
+pub use db::{Db, Dialect, Tx};
+pub use error::{Error, Result};

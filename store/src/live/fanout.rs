@@ -1,0 +1,47 @@
+//! Local fan-out of bus messages to the subscribers of this process, one broadcast channel per topic.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use super::{BusMessage, Subscription};
+
+/// Messages a slow subscriber may fall behind by before it is told it missed some ([`BusMessage::Gap`]).
+const TOPIC_CAPACITY: usize = 1024;
+
+/// Topic name → broadcast sender. Topics without subscribers are dropped as they are noticed.
+#[derive(Default)]
+pub struct Fanout {
+    topics: Mutex<HashMap<String, broadcast::Sender<BusMessage>>>,
+}
+
+impl Fanout {
+    pub fn subscribe(&self, topic: &str) -> Subscription {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        let sender = topics
+            .entry(topic.to_owned())
+            .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0);
+        Subscription::new(sender.subscribe())
+    }
+
+    /// Delivers `payload` to the local subscribers of `topic`.
+    pub fn deliver(&self, topic: &str, payload: Bytes) {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = topics.get(topic) {
+            if sender.send(BusMessage::Payload(payload)).is_err() {
+                // No receiver is left: forget the topic so the map does not grow without bound.
+                topics.remove(topic);
+            }
+        }
+    }
+
+    /// Tells every local subscriber that messages may have been missed.
+    pub fn gap_all(&self) {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        for sender in topics.values() {
+            let _ = sender.send(BusMessage::Gap);
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The transactional outbox: events are written in the transaction of the change they describe and
+//! published afterwards by a relay running in every process.
+//!
+//! The relay publishes before it marks rows sent, so a crash between the two re-publishes (at least
+//! once) rather than losing an event. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets the relays of many
+//! instances share the table without publishing the same row twice in the normal case.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::AnyConnection;
+use sqlx::FromRow;
+use tokio::sync::watch;
+
+use crate::db::{Db, Dialect};
+use crate::error::{Error, Result};
+use crate::events::Envelope;
+use crate::live::Bus;
+use crate::Clock;
+
+/// Writes one event into the outbox on `conn` (the caller's transaction).
+pub async fn insert(
+    conn: &mut AnyConnection,
+    topic: &str,
+    kind: &str,
+    data: &impl Serialize,
+    now: i64,
+) -> Result<i64> {
+    let payload = serde_json::to_string(data).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO outbox (topic, kind, payload, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(topic)
+    .bind(kind)
+    .bind(payload)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(id)
+}
+
+#[derive(FromRow)]
+struct OutboxRow {
+    id: i64,
+    topic: String,
+    kind: String,
+    payload: String,
+    created_at: i64,
+}
+
+/// Publishes up to `batch` unsent events, oldest first, and marks them sent. Returns how many.
+pub async fn relay_once(db: &Db, bus: &dyn Bus, now: i64, batch: i64) -> Result<usize> {
+    let claim = match db.dialect() {
+        Dialect::Sqlite => {
+            "SELECT id, topic, kind, payload, created_at FROM outbox \
+             WHERE sent_at IS NULL ORDER BY id LIMIT $1"
+        }
+        Dialect::Postgres => {
+            "SELECT id, topic, kind, payload, created_at FROM outbox \
+             WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+        }
+    };
+    let mut tx = db.begin().await?;
+    let rows: Vec<OutboxRow> = sqlx::query_as(claim).bind(batch).fetch_all(tx.conn()).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    for row in &rows {
+        let data = serde_json::from_str(&row.payload).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let envelope = Envelope {
+            id: row.id,
+            kind: row.kind.clone(),
+            at: row.created_at,
+            data,
+        };
+        let bytes = serde_json::to_vec(&envelope).map_err(|e| Error::Corrupt(e.to_string()))?;
+        bus.publish(&row.topic, &bytes).await?;
+    }
+    let placeholders: Vec<String> = (2..rows.len() + 2).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "UPDATE outbox SET sent_at = $1 WHERE id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut update = sqlx::query(&sql).bind(now);
+    for row in &rows {
+        update = update.bind(row.id);
+    }
+    update.execute(tx.conn()).await?;
+    tx.commit().await?;
+    Ok(rows.len())
+}
+
+/// Deletes events sent more than `keep_ms` ago. Returns how many.
+pub async fn prune(db: &Db, now: i64, keep_ms: i64) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1")
+        .bind(now - keep_ms)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Runs the relay until `shutdown` turns true: publishes right after each local commit, and polls
+/// every `poll` for events committed by other processes.
+pub async fn run_relay(
+    db: Db,
+    bus: std::sync::Arc<dyn Bus>,
+    clock: Clock,
+    poll: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    const BATCH: i64 = 256;
+    const KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
+    let mut last_prune = 0;
+    loop {
+        loop {
+            match relay_once(&db, bus.as_ref(), clock.now_ms(), BATCH).await {
+                Ok(n) if n as i64 == BATCH => continue,
+                Ok(_) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "outbox relay failed; retrying");
+                    break;
+                }
+            }
+        }
+        let now = clock.now_ms();
+        if now - last_prune > 3_600_000 {
+            last_prune = now;
+            if let Err(err) = prune(&db, now, KEEP_MS).await {
+                tracing::warn!(error = %err, "outbox prune failed");
+            }
+        }
+        tokio::select! {
+            _ = db.committed() => {}
+            _ = tokio::time::sleep(poll) => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}
