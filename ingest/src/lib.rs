@@ -29,3 +29,18 @@ pub use http::{CallCounts, CallStats, HttpSettings, RetryPolicy};
 pub use key::ServiceKey;
 pub use record::{ItemRecord, MarketRecord, Rejection, SourceId};
 pub use row::Row;
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send + 'static>() {}
+
+    #[test]
+    fn errors_and_page_streams_can_cross_threads() {
+        send_sync::<super::FetchError>();
+        send_sync::<super::csv::CsvError>();
+        send_sync::<super::Rejection>();
+        send::<super::paged::PagedFetch<super::ItemRecord>>();
+        send::<super::price::PriceClient>();
+    }
+}
