@@ -1,1 +1,21 @@
+//! gonggu's API: HTTP routes, extractors and errors, and the `gonggu` command line.
+//!
+//! Read [`http::router`] for the route table and [`cli`] for the subcommands.
 
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod http;
+pub mod idempotency;
+pub mod items;
+pub mod markets;
+pub mod paging;
+pub mod parties;
+pub mod seed;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+pub mod time;

@@ -1,1 +1,239 @@
-//! todo
+//! Bookings: joining and leaving parties.
+//!
+//! A seat is taken by one conditional `UPDATE parties SET joined = joined + 1 ... WHERE joined <
+//! capacity AND status = 'recruiting' AND deadline_at > now`, in the same transaction as the booking
+//! row. The database serialises updates of one row, so no interleaving can overbook: on PostgreSQL
+//! a concurrent update waits for the row lock and re-checks the condition; on SQLite writers take
+//! turns. The partial unique index on active bookings stops a user holding two seats.
+
+use sqlx::{AnyConnection, FromRow};
+
+use crate::db::Db;
+use crate::error::{is_unique_violation, Result};
+use crate::events::party_kind;
+use crate::parties::{
+    get_party_on, status, users_banned_until, write_event, Party, PartyEvent, COLUMNS,
+};
+
+/// Why a join or leave was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum BookingError {
+    #[error("party not found")]
+    NotFound,
+    #[error("the party is full")]
+    Full,
+    #[error("the booking deadline has passed")]
+    DeadlinePassed,
+    #[error("the party was cancelled")]
+    Cancelled,
+    #[error("the party is {0}")]
+    Closed(String),
+    #[error("already a member of this party")]
+    AlreadyMember,
+    #[error("not a member of this party")]
+    NotMember,
+    #[error("the leader cannot leave their own party")]
+    LeaderCannotLeave,
+    #[error("user is banned until {0}")]
+    Banned(i64),
+    #[error("storage failure")]
+    Store(String),
+}
+
+impl From<crate::Error> for BookingError {
+    fn from(err: crate::Error) -> Self {
+        tracing::error!(error = ?err, "booking storage failure");
+        BookingError::Store(err.to_string())
+    }
+}
+
+impl From<sqlx::Error> for BookingError {
+    fn from(err: sqlx::Error) -> Self {
+        crate::Error::from(err).into()
+    }
+}
+
+#[derive(Clone, Debug, FromRow, serde::Serialize, PartialEq)]
+pub struct Booking {
+    pub id: i64,
+    pub party_id: i64,
+    pub user_id: i64,
+    pub status: String,
+    pub created_at: i64,
+}
+
+pub(crate) async fn insert_booking(
+    conn: &mut AnyConnection,
+    party_id: i64,
+    user_id: i64,
+    now: i64,
+) -> std::result::Result<Booking, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO bookings (party_id, user_id, status, created_at, updated_at) \
+         VALUES ($1, $2, 'joined', $3, $3) RETURNING id, party_id, user_id, status, created_at",
+    )
+    .bind(party_id)
+    .bind(user_id)
+    .bind(now)
+    .fetch_one(conn)
+    .await
+}
+
+/// Ids of the party's current members (leader included).
+pub(crate) async fn member_ids(conn: &mut AnyConnection, party_id: i64) -> Result<Vec<i64>> {
+    let rows: Vec<(i64,)> = sqlx::query_as(
+        "SELECT user_id FROM bookings WHERE party_id = $1 AND status = 'joined' ORDER BY id",
+    )
+    .bind(party_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+async fn is_member(conn: &mut AnyConnection, party_id: i64, user_id: i64) -> Result<bool> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT id FROM bookings WHERE party_id = $1 AND user_id = $2 AND status = 'joined'",
+    )
+    .bind(party_id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Explains why the seat-taking update matched no row.
+fn join_refusal(party: Option<Party>, now: i64) -> BookingError {
+    match party {
+        None => BookingError::NotFound,
+        Some(p) if p.status == status::CANCELLED => BookingError::Cancelled,
+        Some(p) if p.status == status::CLOSED || p.status == status::COMPLETED => {
+            BookingError::Closed(p.status)
+        }
+        Some(p) if p.deadline_at <= now => BookingError::DeadlinePassed,
+        Some(_) => BookingError::Full,
+    }
+}
+
+/// Takes a seat in the party for the user.
+pub async fn join_party(
+    db: &Db,
+    party_id: i64,
+    user_id: i64,
+    now: i64,
+) -> Result<(Party, Booking), BookingError> {
+    let mut tx = db.begin().await?;
+    if let Some(until) = users_banned_until(tx.conn(), user_id)
+        .await?
+        .filter(|until| *until > now)
+    {
+        return Err(BookingError::Banned(until));
+    }
+    if is_member(tx.conn(), party_id, user_id).await? {
+        return Err(BookingError::AlreadyMember);
+    }
+    let taken: Option<Party> = sqlx::query_as(&format!(
+        "UPDATE parties SET joined = joined + 1, \
+         status = CASE WHEN joined + 1 >= capacity THEN '{full}' ELSE status END, \
+         version = version + 1, updated_at = $2 \
+         WHERE id = $1 AND status = '{recruiting}' AND joined < capacity AND deadline_at > $2 \
+         RETURNING {COLUMNS}",
+        full = status::FULL,
+        recruiting = status::RECRUITING,
+    ))
+    .bind(party_id)
+    .bind(now)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(party) = taken else {
+        let current = get_party_on(tx.conn(), party_id).await?;
+        return Err(join_refusal(current, now));
+    };
+    let booking = match insert_booking(tx.conn(), party_id, user_id, now).await {
+        Ok(b) => b,
+        // A concurrent join by the same user committed first.
+        Err(err) if is_unique_violation(&err) => return Err(BookingError::AlreadyMember),
+        Err(err) => return Err(err.into()),
+    };
+    let event = PartyEvent {
+        party: &party,
+        user_id: Some(user_id),
+        member_ids: None,
+    };
+    write_event(tx.conn(), party_kind::JOINED, &event, now).await?;
+    if party.status == status::FULL {
+        write_event(tx.conn(), party_kind::FULL, &event, now).await?;
+    }
+    tx.commit().await?;
+    Ok((party, booking))
+}
+
+/// Gives the user's seat back before the deadline; a full party reopens.
+pub async fn leave_party(
+    db: &Db,
+    party_id: i64,
+    user_id: i64,
+    now: i64,
+) -> Result<Party, BookingError> {
+    let mut tx = db.begin().await?;
+    let Some(current) = get_party_on(tx.conn(), party_id).await? else {
+        return Err(BookingError::NotFound);
+    };
+    if current.leader_id == user_id {
+        return Err(BookingError::LeaderCannotLeave);
+    }
+    let left = sqlx::query(
+        "UPDATE bookings SET status = 'left', updated_at = $3 \
+         WHERE party_id = $1 AND user_id = $2 AND status = 'joined'",
+    )
+    .bind(party_id)
+    .bind(user_id)
+    .bind(now)
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    if left == 0 {
+        return Err(BookingError::NotMember);
+    }
+    let freed: Option<Party> = sqlx::query_as(&format!(
+        "UPDATE parties SET joined = joined - 1, \
+         status = CASE WHEN status = '{full}' THEN '{recruiting}' ELSE status END, \
+         version = version + 1, updated_at = $2 \
+         WHERE id = $1 AND status IN ('{recruiting}', '{full}') AND deadline_at > $2 \
+         RETURNING {COLUMNS}",
+        full = status::FULL,
+        recruiting = status::RECRUITING,
+    ))
+    .bind(party_id)
+    .bind(now)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(party) = freed else {
+        // Dropping `tx` rolls the booking change back.
+        return Err(match join_refusal(Some(current), now) {
+            BookingError::Full => BookingError::DeadlinePassed,
+            other => other,
+        });
+    };
+    let event = PartyEvent {
+        party: &party,
+        user_id: Some(user_id),
+        member_ids: None,
+    };
+    write_event(tx.conn(), party_kind::LEFT, &event, now).await?;
+    // A party is full exactly when joined == capacity, so it reopened iff it was at capacity.
+    if party.joined + 1 == party.capacity {
+        write_event(tx.conn(), party_kind::REOPENED, &event, now).await?;
+    }
+    tx.commit().await?;
+    Ok(party)
+}
+
+/// Count of active bookings of a party (for consistency checks).
+pub async fn count_active(db: &Db, party_id: i64) -> Result<i64> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM bookings WHERE party_id = $1 AND status = 'joined'")
+            .bind(party_id)
+            .fetch_one(db.pool())
+            .await?;
+    Ok(n)
+}

@@ -21,7 +21,7 @@ pub mod live;
 pub mod markets;
 pub mod outbox;
 pub mod parties;
-pub mod seed;
+mod query;
 pub mod tokens;
 pub mod users;
 

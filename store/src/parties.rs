@@ -1,1 +1,393 @@
-//! todo
+//! Parties: a group buy of one item at one market. Every change is a conditional update naming the
+//! state it leaves, and writes its outbox event in the same transaction.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, FromRow};
+
+use crate::cursor;
+use crate::db::Db;
+use crate::error::Result;
+use crate::events::{party_kind, PARTIES_TOPIC};
+use crate::query::Filter;
+use crate::{items, markets, outbox, users};
+
+/// Party statuses, as stored.
+pub mod status {
+    pub const RECRUITING: &str = "recruiting";
+    pub const FULL: &str = "full";
+    pub const CLOSED: &str = "closed";
+    pub const COMPLETED: &str = "completed";
+    pub const CANCELLED: &str = "cancelled";
+    pub const ALL: [&str; 5] = [RECRUITING, FULL, CLOSED, COMPLETED, CANCELLED];
+}
+
+#[derive(Clone, Debug, FromRow, Serialize, PartialEq)]
+pub struct Party {
+    pub id: i64,
+    pub leader_id: i64,
+    pub market_id: i64,
+    pub item_id: i64,
+    pub title: String,
+    pub description: String,
+    pub capacity: i64,
+    pub joined: i64,
+    pub price_per_share: Option<i64>,
+    pub meet_at: i64,
+    pub deadline_at: i64,
+    pub status: String,
+    pub cancel_reason: Option<String>,
+    pub lat: f64,
+    pub lng: f64,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub(crate) const COLUMNS: &str = "id, leader_id, market_id, item_id, title, description, capacity, \
+     joined, price_per_share, meet_at, deadline_at, status, cancel_reason, lat, lng, version, \
+     created_at, updated_at";
+
+/// A party to create; values are already validated for shape (lengths, capacity range).
+#[derive(Clone, Debug)]
+pub struct NewParty {
+    pub leader_id: i64,
+    pub market_id: i64,
+    pub item_id: i64,
+    pub title: String,
+    pub description: String,
+    pub capacity: i64,
+    pub price_per_share: Option<i64>,
+    pub meet_at: i64,
+    pub deadline_at: i64,
+}
+
+/// Why a party change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PartyError {
+    #[error("party not found")]
+    NotFound,
+    #[error("market not found")]
+    MarketNotFound,
+    #[error("market has no coordinates, so no party can meet there")]
+    MarketWithoutLocation,
+    #[error("item not found")]
+    ItemNotFound,
+    #[error("only the leader may change this party")]
+    NotLeader,
+    #[error("the meet time must be in the future")]
+    MeetInPast,
+    #[error("the booking deadline must be in the future")]
+    DeadlineInPast,
+    #[error("the booking deadline must not be after the meet time")]
+    DeadlineAfterMeet,
+    #[error("the party has already met")]
+    AlreadyMet,
+    #[error("the party is {0}")]
+    WrongStatus(String),
+    #[error("user is banned until {0}")]
+    Banned(i64),
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+}
+
+impl From<sqlx::Error> for PartyError {
+    fn from(err: sqlx::Error) -> Self {
+        PartyError::Store(err.into())
+    }
+}
+
+/// The event payload: the party as it is after the change, plus details of the change.
+#[derive(Serialize)]
+pub struct PartyEvent<'a> {
+    pub party: &'a Party,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_ids: Option<Vec<i64>>,
+}
+
+pub(crate) async fn write_event(
+    conn: &mut AnyConnection,
+    kind: &str,
+    event: &PartyEvent<'_>,
+    now: i64,
+) -> Result<()> {
+    outbox::insert(conn, PARTIES_TOPIC, kind, event, now).await?;
+    Ok(())
+}
+
+pub async fn get_party(db: &Db, id: i64) -> Result<Option<Party>> {
+    get_party_on(&mut *db.pool().acquire().await?, id).await
+}
+
+pub async fn get_party_on(conn: &mut AnyConnection, id: i64) -> Result<Option<Party>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM parties WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Creates a party with its leader as the first member.
+pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, PartyError> {
+    if new.meet_at <= now {
+        return Err(PartyError::MeetInPast);
+    }
+    if new.deadline_at <= now {
+        return Err(PartyError::DeadlineInPast);
+    }
+    if new.deadline_at > new.meet_at {
+        return Err(PartyError::DeadlineAfterMeet);
+    }
+    let mut tx = db.begin().await?;
+    let leader = users_banned_until(tx.conn(), new.leader_id).await?;
+    if let Some(until) = leader.filter(|until| *until > now) {
+        return Err(PartyError::Banned(until));
+    }
+    let market = markets::get_market_on(tx.conn(), new.market_id)
+        .await?
+        .filter(|m| m.active == 1)
+        .ok_or(PartyError::MarketNotFound)?;
+    let (Some(lat), Some(lng)) = (market.lat, market.lng) else {
+        return Err(PartyError::MarketWithoutLocation);
+    };
+    items::get_item_on(tx.conn(), new.item_id)
+        .await?
+        .filter(|i| i.active == 1)
+        .ok_or(PartyError::ItemNotFound)?;
+    let party: Party = sqlx::query_as(&format!(
+        "INSERT INTO parties (leader_id, market_id, item_id, title, description, capacity, joined, \
+         price_per_share, meet_at, deadline_at, status, lat, lng, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, '{}', $10, $11, 1, $12, $12) RETURNING {COLUMNS}",
+        status::RECRUITING
+    ))
+    .bind(new.leader_id)
+    .bind(new.market_id)
+    .bind(new.item_id)
+    .bind(&new.title)
+    .bind(&new.description)
+    .bind(new.capacity)
+    .bind(new.price_per_share)
+    .bind(new.meet_at)
+    .bind(new.deadline_at)
+    .bind(lat)
+    .bind(lng)
+    .bind(now)
+    .fetch_one(tx.conn())
+    .await?;
+    crate::bookings::insert_booking(tx.conn(), party.id, new.leader_id, now).await?;
+    let event = PartyEvent {
+        party: &party,
+        user_id: Some(new.leader_id),
+        member_ids: None,
+    };
+    write_event(tx.conn(), party_kind::CREATED, &event, now).await?;
+    tx.commit().await?;
+    Ok(party)
+}
+
+pub(crate) async fn users_banned_until(conn: &mut AnyConnection, user_id: i64) -> Result<Option<i64>> {
+    let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT banned_until FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.and_then(|(until,)| until))
+}
+
+/// Fields a leader may edit; `None` keeps the current value.
+#[derive(Clone, Debug, Default)]
+pub struct PartyPatch {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub meet_at: Option<i64>,
+}
+
+/// Edits a party that has not met yet and is not cancelled or completed.
+pub async fn update_party(
+    db: &Db,
+    id: i64,
+    leader_id: i64,
+    patch: &PartyPatch,
+    now: i64,
+) -> Result<Party, PartyError> {
+    if patch.meet_at.is_some_and(|t| t <= now) {
+        return Err(PartyError::MeetInPast);
+    }
+    let mut tx = db.begin().await?;
+    let updated: Option<Party> = sqlx::query_as(&format!(
+        "UPDATE parties SET title = COALESCE($3, title), description = COALESCE($4, description), \
+         meet_at = COALESCE($5, meet_at), version = version + 1, updated_at = $6 \
+         WHERE id = $1 AND leader_id = $2 AND status IN ('{}', '{}', '{}') AND meet_at > $6 \
+         AND COALESCE($5, meet_at) >= deadline_at RETURNING {COLUMNS}",
+        status::RECRUITING,
+        status::FULL,
+        status::CLOSED
+    ))
+    .bind(id)
+    .bind(leader_id)
+    .bind(&patch.title)
+    .bind(&patch.description)
+    .bind(patch.meet_at)
+    .bind(now)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(party) = updated else {
+        let current = get_party_on(tx.conn(), id).await?;
+        return Err(refusal(current, leader_id, now, |p| {
+            patch.meet_at.is_some_and(|t| t < p.deadline_at)
+        }));
+    };
+    let event = PartyEvent {
+        party: &party,
+        user_id: None,
+        member_ids: None,
+    };
+    write_event(tx.conn(), party_kind::UPDATED, &event, now).await?;
+    tx.commit().await?;
+    Ok(party)
+}
+
+/// Explains why a leader's conditional update matched no row.
+fn refusal(
+    current: Option<Party>,
+    leader_id: i64,
+    now: i64,
+    meet_before_deadline: impl Fn(&Party) -> bool,
+) -> PartyError {
+    match current {
+        None => PartyError::NotFound,
+        Some(p) if p.leader_id != leader_id => PartyError::NotLeader,
+        Some(p) if p.status == status::CANCELLED || p.status == status::COMPLETED => {
+            PartyError::WrongStatus(p.status)
+        }
+        Some(p) if p.meet_at <= now => PartyError::AlreadyMet,
+        Some(p) if meet_before_deadline(&p) => PartyError::DeadlineAfterMeet,
+        Some(p) => PartyError::WrongStatus(p.status),
+    }
+}
+
+/// Cancels a party before it meets. Members are named in the event so they can be told.
+pub async fn cancel_party(
+    db: &Db,
+    id: i64,
+    leader_id: i64,
+    reason: &str,
+    now: i64,
+) -> Result<Party, PartyError> {
+    let mut tx = db.begin().await?;
+    let cancelled: Option<Party> = sqlx::query_as(&format!(
+        "UPDATE parties SET status = '{}', cancel_reason = $3, version = version + 1, updated_at = $4 \
+         WHERE id = $1 AND leader_id = $2 AND status IN ('{}', '{}', '{}') AND meet_at > $4 \
+         RETURNING {COLUMNS}",
+        status::CANCELLED,
+        status::RECRUITING,
+        status::FULL,
+        status::CLOSED
+    ))
+    .bind(id)
+    .bind(leader_id)
+    .bind(reason)
+    .bind(now)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(party) = cancelled else {
+        let current = get_party_on(tx.conn(), id).await?;
+        return Err(refusal(current, leader_id, now, |_| false));
+    };
+    let members = crate::bookings::member_ids(tx.conn(), id).await?;
+    let event = PartyEvent {
+        party: &party,
+        user_id: None,
+        member_ids: Some(members),
+    };
+    write_event(tx.conn(), party_kind::CANCELLED, &event, now).await?;
+    tx.commit().await?;
+    Ok(party)
+}
+
+/// Filters for [`list_parties`].
+#[derive(Clone, Debug, Default)]
+pub struct PartyFilter {
+    pub market_id: Option<i64>,
+    pub item_id: Option<i64>,
+    pub status: Option<String>,
+}
+
+/// A page of parties, newest first, before `before` (exclusive).
+pub async fn list_parties(
+    db: &Db,
+    filter: &PartyFilter,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<(Vec<Party>, Option<String>)> {
+    let mut f = Filter::new();
+    if let Some(market_id) = filter.market_id {
+        f.eq_i64("market_id", market_id);
+    }
+    if let Some(item_id) = filter.item_id {
+        f.eq_i64("item_id", item_id);
+    }
+    if let Some(status) = &filter.status {
+        f.eq_str("status", status);
+    }
+    f.lt_i64("id", before.unwrap_or(i64::MAX));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM parties {} ORDER BY id DESC LIMIT {}",
+        f.where_clause(),
+        limit + 1
+    );
+    let rows: Vec<Party> = f.bind_all(sqlx::query_as(&sql)).fetch_all(db.pool()).await?;
+    Ok(cursor::page(rows, limit, |p| p.id))
+}
+
+/// Which of a user's parties to list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Member,
+    Any,
+}
+
+/// A party of the user's, with whether they lead it.
+#[derive(Clone, Debug, FromRow)]
+pub struct MyParty {
+    #[sqlx(flatten)]
+    pub party: Party,
+    pub booking_status: String,
+}
+
+/// The parties a user leads or belongs to (bookings not left), newest first.
+pub async fn list_user_parties(
+    db: &Db,
+    user_id: i64,
+    role: Role,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<(Vec<MyParty>, Option<String>)> {
+    let role_clause = match role {
+        Role::Leader => "AND p.leader_id = $1",
+        Role::Member => "AND p.leader_id <> $1",
+        Role::Any => "",
+    };
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("p.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {columns}, b.status AS booking_status FROM parties p \
+         JOIN bookings b ON b.party_id = p.id AND b.user_id = $1 AND b.status <> 'left' \
+         WHERE p.id < $2 {role_clause} ORDER BY p.id DESC LIMIT {}",
+        limit + 1
+    );
+    let rows: Vec<MyParty> = sqlx::query_as(&sql)
+        .bind(user_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .fetch_all(db.pool())
+        .await?;
+    Ok(cursor::page(rows, limit, |p| p.party.id))
+}
+
+/// Whether `user_id` exists (used before writes that reference users).
+pub async fn user_exists(db: &Db, user_id: i64) -> Result<bool> {
+    Ok(users::get_user(db, user_id).await?.is_some())
+}

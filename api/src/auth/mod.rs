@@ -1,0 +1,297 @@
+//! Accounts and sessions: sign up, log in, refresh with rotation, log out, and who am I.
+
+mod extractor;
+pub mod jwt;
+pub mod password;
+mod types;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use store::tokens::{self, Rotation};
+use store::users::{self, SignupError, User};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use extractor::{bearer, AuthUser};
+pub use types::{Email, Nickname, Password};
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::Json;
+use crate::state::AppState;
+use crate::time::Timestamp;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(get_me))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SignupRequest {
+    #[schema(example = "shopper@example.com")]
+    email: String,
+    #[schema(example = "correct horse battery")]
+    password: String,
+    #[schema(example = "공구왕")]
+    nickname: String,
+}
+
+/// A user account as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    id: i64,
+    email: String,
+    nickname: String,
+    penalty_count: i64,
+    /// Set while the user is banned (after repeated no-shows).
+    banned_until: Option<Timestamp>,
+    created_at: Timestamp,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            nickname: u.nickname,
+            penalty_count: u.penalty_count,
+            banned_until: u.banned_until.map(Timestamp),
+            created_at: Timestamp(u.created_at),
+        }
+    }
+}
+
+/// Create an account.
+#[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest,
+    responses(
+        (status = 201, description = "Account created", body = UserView),
+        (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` naming `email`, `password` or `nickname`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn signup(State(state): State<AppState>, Json(req): Json<SignupRequest>) -> ApiResult<impl IntoResponse> {
+    let email = Email::parse(&req.email)?;
+    let password = Password::parse(req.password)?;
+    let nickname = Nickname::parse(&req.nickname)?;
+    let hash = password::hash(password.into_inner()).await?;
+    let user = users::insert_user(&state.db, email.as_str(), &hash, nickname.as_str(), state.now())
+        .await
+        .map_err(|e| match e {
+            SignupError::EmailTaken => {
+                ApiError::conflict("email_taken", "an account with this email already exists").with_field("email")
+            }
+            SignupError::Store(e) => e.into(),
+        })?;
+    tracing::info!(user.id = user.id, "account created");
+    Ok((StatusCode::CREATED, axum::Json(UserView::from(user))))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+/// An access token and the refresh token that renews it.
+#[derive(Serialize, ToSchema)]
+pub struct TokenPair {
+    access_token: String,
+    token_type: &'static str,
+    /// Seconds until the access token expires.
+    expires_in: u64,
+    refresh_token: String,
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn issue_pair(state: &AppState, user_id: i64, family: Option<String>) -> ApiResult<(TokenPair, String)> {
+    let now = state.now();
+    let access_token = state.keys.issue(user_id, now).map_err(ApiError::internal)?;
+    let refresh_token = random_token();
+    let pair = TokenPair {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.keys.access_ttl.as_secs(),
+        refresh_token,
+    };
+    Ok((pair, family.unwrap_or_else(random_token)))
+}
+
+/// The socket peer of the request, when the server recorded it.
+struct ClientPeer(Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientPeer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientPeer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
+
+/// The client's address: the socket peer, or the first X-Forwarded-For hop behind a trusted proxy.
+fn client_addr(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
+    if state.settings.trust_forwarded_for {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    peer.map(|p| p.ip())
+}
+
+async fn check_login_rate(state: &AppState, email: &Email, addr: Option<IpAddr>) -> ApiResult<()> {
+    let s = &state.settings;
+    // Keys hold hashes, not emails: no personal data in Redis.
+    let mut checks = vec![(format!("login:email:{}", sha256_hex(email.as_str())), s.login_limit_per_email)];
+    if let Some(addr) = addr {
+        checks.push((format!("login:addr:{addr}"), s.login_limit_per_addr));
+    }
+    for (key, limit) in checks {
+        let decision = state.live.limiter.hit(&key, limit, s.login_window).await?;
+        if !decision.allowed {
+            let mut err = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many login attempts; try again later",
+            );
+            err.retry_after = Some(decision.retry_after.as_secs().max(1));
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Log in with email and password.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenPair),
+        (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts` (per email and per client address)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn login(
+    State(state): State<AppState>,
+    peer: ClientPeer,
+    headers: HeaderMap,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<axum::Json<TokenPair>> {
+    let email = Email::parse(&req.email)?;
+    let addr = client_addr(&state, &headers, peer.0);
+    check_login_rate(&state, &email, addr).await?;
+    let found = users::find_login(&state.db, email.as_str()).await?;
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    let ok = password::verify(req.password, hash).await?;
+    let Some(user) = user.filter(|_| ok) else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong email or password"));
+    };
+    let (pair, family) = issue_pair(&state, user.id, None).await?;
+    let now = state.now();
+    let expires = now + state.settings.refresh_ttl.as_millis() as i64;
+    tokens::insert_refresh_token(&state.db, user.id, &family, &sha256_hex(&pair.refresh_token), now, expires).await?;
+    tracing::info!(user.id = user.id, "logged in");
+    Ok(axum::Json(pair))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Trade a refresh token for a new pair. Each refresh token works once; reusing one revokes its
+/// whole family (every session descending from the same login).
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenPair),
+        (status = 401, description = "`invalid_refresh_token` or `refresh_token_reused`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshRequest>) -> ApiResult<axum::Json<TokenPair>> {
+    let now = state.now();
+    let expires = now + state.settings.refresh_ttl.as_millis() as i64;
+    let next = random_token();
+    let rotation = tokens::rotate_refresh_token(&state.db, &sha256_hex(&req.refresh_token), &sha256_hex(&next), now, expires).await?;
+    match rotation {
+        Rotation::Rotated { user_id } => {
+            let access_token = state.keys.issue(user_id, now).map_err(ApiError::internal)?;
+            Ok(axum::Json(TokenPair {
+                access_token,
+                token_type: "Bearer",
+                expires_in: state.keys.access_ttl.as_secs(),
+                refresh_token: next,
+            }))
+        }
+        Rotation::Invalid => Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token", "refresh token is unknown, expired or revoked")),
+        Rotation::Reused => {
+            tracing::warn!("refresh token reused; its family is revoked");
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, "refresh_token_reused", "refresh token was already used; all sessions from that login are revoked"))
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct LogoutRequest {
+    /// The session to end. Without it, every session of the user ends.
+    refresh_token: Option<String>,
+}
+
+/// Log out one session (with its refresh token) or all of them.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = LogoutRequest, description = "Optional"),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such session of this user", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn logout(State(state): State<AppState>, user: AuthUser, body: axum::body::Bytes) -> ApiResult<StatusCode> {
+    let req: LogoutRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        LogoutRequest::default()
+    } else {
+        crate::extract::parse_json(&body)?
+    };
+    let now = state.now();
+    match req.refresh_token {
+        Some(token) => {
+            if !tokens::revoke_by_token(&state.db, user.id, &sha256_hex(&token), now).await? {
+                return Err(ApiError::not_found("session").with_field("refresh_token"));
+            }
+        }
+        None => tokens::revoke_all(&state.db, user.id, now).await?,
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The current user.
+#[utoipa::path(get, path = "/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = UserView),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_me(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum::Json<UserView>> {
+    let found = users::get_user(&state.db, user.id).await?;
+    let user = found.ok_or_else(|| ApiError::unauthorized("the account of this token no longer exists"))?;
+    Ok(axum::Json(UserView::from(user)))
+}

@@ -1,0 +1,173 @@
+//! The `gonggu` command line: `serve`, `migrate`, `seed`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use rand::RngCore;
+use store::live::Live;
+use store::{Clock, Db};
+
+use crate::config::{self, LogArgs, ServeArgs, StorageArgs};
+use crate::state::{AppState, Settings};
+
+#[derive(Parser, Debug)]
+#[command(name = "gonggu", version, about = "Geospatial group buying: parties near you, fair booking, live updates.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP API (and, in the embedded default, everything else) in this process.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Load the bundled markets and items (and, with --demo, demo users and parties).
+    Seed(SeedArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SeedArgs {
+    /// Also create demo users and parties around Seoul, Busan and Daejeon.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let config_file = match config::apply_config_file() {
+        Ok(path) => path,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse();
+    crate::telemetry::init(&cli.log);
+    if let Some(path) = config_file {
+        tracing::info!(path = %path.display(), "read configuration file");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one subcommand.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.storage, &args).await,
+        Command::Migrate => {
+            let db = open_db(&cli.storage).await?;
+            println!("migrations applied ({})", db.dialect().name());
+            Ok(())
+        }
+        Command::Seed(args) => {
+            let db = open_db(&cli.storage).await?;
+            let live = open_live(&cli.storage).await?;
+            let summary = crate::seed::run(&db, &live, &Clock::system(), args.demo).await?;
+            println!("{summary}");
+            Ok(())
+        }
+    }
+}
+
+/// Connects to the configured database (creating the SQLite folder) and applies migrations.
+pub async fn open_db(storage: &StorageArgs) -> Result<Db> {
+    if storage.database_url.is_none() {
+        std::fs::create_dir_all(&storage.data_dir)
+            .with_context(|| format!("cannot create data folder {}", storage.data_dir.display()))?;
+    }
+    let url = storage.database_url();
+    let db = Db::connect(&url, storage.db_max_connections)
+        .await
+        .context("cannot connect to the database")?;
+    db.migrate().await.context("cannot apply database migrations")?;
+    Ok(db)
+}
+
+/// The live-state backends: Redis when `REDIS_URL` is set, in-process otherwise.
+pub async fn open_live(storage: &StorageArgs) -> Result<Live> {
+    match &storage.redis_url {
+        Some(url) => Live::redis(url, &storage.redis_prefix).await.context("cannot connect to Redis"),
+        None => Ok(Live::memory()),
+    }
+}
+
+/// The configured JWT secret, or one generated once and kept in `data_dir/jwt-secret`.
+fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
+    if let Some(secret) = configured {
+        anyhow::ensure!(secret.len() >= 32, "GONGGU_JWT_SECRET must be at least 32 characters");
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let path = data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if existing.len() >= 32 {
+            return Ok(existing.as_bytes().to_vec());
+        }
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a JWT secret");
+    Ok(secret.into_bytes())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(content.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    std::fs::write(path, content)
+}
+
+async fn serve(storage: &StorageArgs, args: &ServeArgs) -> Result<()> {
+    let db = open_db(storage).await?;
+    let live = open_live(storage).await?;
+    if storage.database_url.is_some() && args.jwt_secret.is_none() {
+        tracing::warn!("no GONGGU_JWT_SECRET set: every instance of a scale-out deployment needs the same one");
+    }
+    let secret = jwt_secret(args.jwt_secret.as_deref(), &storage.data_dir)?;
+    let clock = Clock::system();
+    if !args.no_demo && crate::seed::is_empty(&db).await? {
+        let summary = crate::seed::run(&db, &live, &clock, true).await?;
+        tracing::info!("empty database: loaded the demo ({summary})");
+    }
+    let state = AppState::new(db.clone(), live, clock, &secret, Settings::from_args(args));
+    let server = crate::server::start(state, args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    println!("gonggu listening on http://{} (API docs: http://{}/docs)", server.addr, server.addr);
+    tracing::info!(addr = %server.addr, database = db.dialect().name(), redis = storage.redis_url.is_some(), "serving");
+    crate::server::shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    server.shutdown(Duration::from_secs(args.shutdown_grace_secs)).await;
+    db.close().await;
+    Ok(())
+}

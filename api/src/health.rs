@@ -1,0 +1,79 @@
+//! Liveness, readiness and Prometheus metrics.
+
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+}
+
+/// The process-wide metrics recorder, installed on first use.
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full("http_request_duration_seconds".into()),
+                &buckets,
+            )
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed, in which case ours just stays unused.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Alive: the process answers.
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({ "status": "ok" }))
+}
+
+/// Ready: the database (and Redis, when configured) answer.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let db = state.db.ping().await;
+    let redis = match &state.live.redis {
+        Some(_) => Some(state.live.ping().await),
+        None => None,
+    };
+    let db_ok = db.is_ok();
+    let redis_ok = redis.as_ref().is_none_or(|r| r.is_ok());
+    if let Err(err) = &db {
+        tracing::warn!(error = %err, "readiness: database unreachable");
+    }
+    if let Some(Err(err)) = &redis {
+        tracing::warn!(error = %err, "readiness: redis unreachable");
+    }
+    let status = if db_ok && redis_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
+        "database": { "dialect": state.db.dialect().name(), "ok": db_ok },
+        "redis": match redis { None => json!("not configured"), Some(r) => json!({ "ok": r.is_ok() }) },
+    });
+    (status, axum::Json(body))
+}
+
+/// Prometheus text exposition.
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    let (size, idle) = state.db.pool_stats();
+    metrics::gauge!("db_pool_connections").set(size as f64);
+    metrics::gauge!("db_pool_idle_connections").set(idle as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics_handle().render(),
+    )
+}

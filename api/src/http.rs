@@ -1,0 +1,148 @@
+//! The router: every feature's routes under `/api/v1`, the OpenAPI document built from the same
+//! route table, docs, health, and the layers every request passes through.
+
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+use crate::{auth, health, idempotency, items, markets, parties};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "gonggu",
+        description = "Geospatial group buying: find parties near you, book a seat, split a bulk item.\n\n\
+            Errors are RFC 9457 `application/problem+json` with a stable `code` and, for validation, the `field`.\n\
+            Times are RFC 3339 with an offset, shown in Asia/Seoul. State-changing POSTs accept an `Idempotency-Key` header."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(Problem)),
+    tags(
+        (name = "auth", description = "Accounts and sessions"),
+        (name = "markets", description = "Markets where parties meet"),
+        (name = "items", description = "The public item list"),
+        (name = "parties", description = "Group buys"),
+        (name = "bookings", description = "Seats in parties"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The `/api/v1` routes and the OpenAPI document describing them.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let v1 = OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(markets::router())
+        .merge(items::router())
+        .merge(parties::router());
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .split_for_parts()
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api();
+    let api = api.layer(middleware::from_fn_with_state(state.clone(), idempotency::layer));
+    let app = Router::new()
+        .merge(api)
+        .merge(health::router())
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .route_layer(middleware::from_fn(track_metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn(problem_for_bare_errors));
+    let app = match cors(&state.settings.cors_origins) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    app.with_state(state)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// CORS from the configured origins, with credentials; never `*`.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+                HeaderName::from_static(idempotency::HEADER),
+                HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([REQUEST_ID])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
+}
+
+/// axum answers some errors itself (405) with an empty body; give them problem+json too.
+async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED && response.headers().get(axum::http::header::CONTENT_TYPE).is_none() {
+        let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+        let mut problem = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route").into_response();
+        if let Some(allow) = allow {
+            problem.headers_mut().insert(axum::http::header::ALLOW, allow);
+        }
+        return problem;
+    }
+    response
+}
+
+/// Request count and latency per route, method and status.
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    response
+}
