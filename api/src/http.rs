@@ -68,6 +68,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
+    // Install the recorder before the first request so no count is lost.
+    health::metrics_handle();
     let (api, openapi) = api();
     let api = api.layer(middleware::from_fn_with_state(state.clone(), idempotency::layer));
     let app = Router::new()

@@ -1,0 +1,310 @@
+//! Test harness: a spawned app per test, on its own SQLite file, or on its own PostgreSQL schema
+//! and Redis key prefix when `GONGGU_TEST_DATABASE_URL` and `GONGGU_TEST_REDIS_URL` are set.
+//!
+//! Each behaviour test is written once as `async fn name(app: TestApp)` and run on both backends by
+//! [`on_both_backends!`]. Without the variables the PostgreSQL/Redis variant prints that it skipped;
+//! with `GONGGU_TEST_REQUIRE_SERVICES=1` (CI) it fails instead.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::Duration;
+
+use api::server::Server;
+use api::state::{AppState, Settings};
+use rand::Rng;
+use serde_json::{json, Value};
+use store::live::Live;
+use store::{Clock, Db};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file + in-process live state.
+    Embedded,
+    /// PostgreSQL schema + Redis prefix.
+    Scaled,
+}
+
+/// Runs each named `async fn(TestApp)` on both backends, as `name::embedded` and `name::postgres_redis`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn embedded() {
+                    let app = $crate::common::TestApp::spawn($crate::common::Backend::Embedded).await;
+                    super::$name(app.expect("embedded backend")).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_redis() {
+                    if let Some(app) = $crate::common::TestApp::spawn($crate::common::Backend::Scaled).await {
+                        super::$name(app).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+pub fn services_required() -> bool {
+    std::env::var("GONGGU_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// The PostgreSQL and Redis URLs for scale-out tests, or `None` (after saying so) when unset.
+pub fn scaled_urls() -> Option<(String, String)> {
+    let db = std::env::var("GONGGU_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty());
+    let redis = std::env::var("GONGGU_TEST_REDIS_URL").ok().filter(|s| !s.is_empty());
+    match (db, redis) {
+        (Some(db), Some(redis)) => Some((db, redis)),
+        _ if services_required() => {
+            panic!("GONGGU_TEST_REQUIRE_SERVICES is set but GONGGU_TEST_DATABASE_URL / GONGGU_TEST_REDIS_URL are not")
+        }
+        _ => {
+            eprintln!("skipped: set GONGGU_TEST_DATABASE_URL and GONGGU_TEST_REDIS_URL to run on PostgreSQL and Redis");
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    format!("{prefix}_{secs}_{:08x}", rand::thread_rng().gen::<u32>())
+}
+
+/// A fresh PostgreSQL schema; returns the URL that uses it. Schemas left by runs over an hour ago
+/// are dropped on the way.
+pub async fn fresh_pg_url(base: &str) -> String {
+    static CLEANUP: Once = Once::new();
+    let admin = Db::connect(base, 2).await.expect("connect to GONGGU_TEST_DATABASE_URL");
+    let mut cleanup = false;
+    CLEANUP.call_once(|| cleanup = true);
+    if cleanup {
+        let cutoff = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 3600;
+        let old: Vec<(String,)> = sqlx::query_as("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'gt\\_%'")
+            .fetch_all(admin.pool())
+            .await
+            .unwrap_or_default();
+        for (name,) in old {
+            let secs = name.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
+            if secs.is_some_and(|s| s < cutoff) {
+                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).execute(admin.pool()).await;
+            }
+        }
+    }
+    let schema = unique("gt");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(admin.pool())
+        .await
+        .expect("create test schema");
+    admin.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+/// A fresh database and live state for `backend`, or `None` when scale-out is not configured.
+pub async fn fresh_backends(backend: Backend, dir: &std::path::Path) -> Option<(Db, Live)> {
+    match backend {
+        Backend::Embedded => {
+            let db = Db::connect(&Db::sqlite_url(&dir.join("test.db")), 8).await.expect("open sqlite");
+            db.migrate().await.expect("migrate sqlite");
+            Some((db, Live::memory()))
+        }
+        Backend::Scaled => {
+            let (db_url, redis_url) = scaled_urls()?;
+            let url = fresh_pg_url(&db_url).await;
+            let db = Db::connect(&url, 8).await.expect("open postgres schema");
+            db.migrate().await.expect("migrate postgres");
+            let live = Live::redis(&redis_url, &unique("gt")).await.expect("connect redis");
+            Some((db, live))
+        }
+    }
+}
+
+/// A user made directly in the store (no argon2 cost) with a valid access token.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: i64,
+    pub token: String,
+}
+
+/// A running app with its own storage.
+pub struct TestApp {
+    pub backend: Backend,
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    server: Option<Server>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, Settings::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, settings: Settings) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (db, live) = fresh_backends(backend, dir.path()).await?;
+        let state = AppState::new(db, live, Clock::system(), b"test-secret-test-secret-test-secret", settings);
+        let server = api::server::start(state.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("start server");
+        let addr = server.addr;
+        Some(TestApp {
+            backend,
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            state,
+            server: Some(server),
+            _dir: dir,
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown(Duration::from_secs(5)).await;
+        }
+    }
+
+    /// Makes a user straight in the store and issues a token for them.
+    pub async fn user(&self, nickname: &str) -> TestUser {
+        let email = format!("{}@test.gonggu.kr", unique(nickname).to_lowercase());
+        let user = store::users::insert_user(self.db(), &email, "not-a-real-hash", nickname, self.state.now())
+            .await
+            .expect("insert user");
+        let token = self.state.keys.issue(user.id, self.state.now()).unwrap();
+        TestUser { id: user.id, token }
+    }
+
+    /// One market (with coordinates in Seoul) and one item; returns their ids.
+    pub async fn market_and_item(&self) -> (i64, i64) {
+        let now = self.state.now();
+        let mut tx = self.db().begin().await.unwrap();
+        let market = store::markets::upsert_market(
+            tx.conn(),
+            &store::markets::MarketUpsert {
+                source: "test".into(),
+                source_id: unique("m"),
+                name: "망원시장".into(),
+                kind: "traditional_market".into(),
+                road_address: Some("서울특별시 마포구 포은로8길 14".into()),
+                lat: Some(37.5558),
+                lng: Some(126.9063),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        let item = store::items::upsert_item(
+            tx.conn(),
+            &store::items::ItemUpsert {
+                source: "test".into(),
+                source_id: unique("i"),
+                name: "농심 신라면 120g×5입".into(),
+                category_code: Some("030102001".into()),
+                unit: Some("g".into()),
+                base_count: Some(120.0),
+                total_count: Some(600.0),
+                total_unit: Some("g".into()),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        (market, item)
+    }
+
+    /// A party body meeting in `days` days with the deadline an hour before.
+    pub fn party_body(&self, market: i64, item: i64, capacity: i64) -> Value {
+        let now = self.state.now();
+        let meet = api::time::Timestamp(now + 3 * 24 * 3600 * 1000);
+        let deadline = api::time::Timestamp(now + 3 * 24 * 3600 * 1000 - 3600 * 1000);
+        json!({
+            "market_id": market,
+            "item_id": item,
+            "title": "신라면 나눠요",
+            "description": "입구에서 만나요",
+            "capacity": capacity,
+            "price_per_share": 4000,
+            "meet_at": meet,
+            "deadline_at": deadline,
+        })
+    }
+
+    /// Creates a party led by `leader` through the API; returns its JSON.
+    pub async fn party(&self, leader: &TestUser, capacity: i64) -> Value {
+        let (market, item) = self.market_and_item().await;
+        let res = self
+            .post(leader, "/api/v1/parties", &self.party_body(market, item, capacity))
+            .await;
+        assert_eq!(res.status(), 201, "create party");
+        res.json().await.unwrap()
+    }
+
+    pub async fn get(&self, user: Option<&TestUser>, path: &str) -> reqwest::Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(u) = user {
+            req = req.bearer_auth(&u.token);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn post(&self, user: &TestUser, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&user.token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_anon(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request")
+    }
+
+    pub async fn delete(&self, user: &TestUser, path: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).bearer_auth(&user.token).send().await.expect("request")
+    }
+
+    pub async fn patch(&self, user: &TestUser, path: &str, body: &Value) -> reqwest::Response {
+        self.client.patch(self.url(path)).bearer_auth(&user.token).json(body).send().await.expect("request")
+    }
+}
+
+/// Asserts a problem+json response with `status` and `code`; returns the body.
+pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body: Value = res.json().await.expect("json body");
+    assert_eq!(ct, "application/problem+json", "content type of {body}");
+    assert_eq!(body["code"], code, "code in {body}");
+    assert_eq!(body["status"], status, "status in {body}");
+    body
+}
