@@ -1,0 +1,112 @@
+//! The search loops: walk rings outward from the query's cell at one level, or scan every point.
+
+use crate::collect::Collector;
+use crate::distance::Prefilter;
+use crate::level::Level;
+use crate::rings::Rings;
+use crate::store::{Point, Slots};
+use crate::{Cursor, Hit, LatLng};
+use h3o::CellIndex;
+
+/// What a search looks for, apart from how many (that is the collector's business).
+pub(crate) struct Query<F> {
+    pub(crate) center: LatLng,
+    pub(crate) after: Option<Cursor>,
+    pub(crate) filter: F,
+}
+
+impl<F: Fn(i64) -> bool> Query<F> {
+    /// Offers `point` to `out` if it is within the collector's bound, after the cursor and
+    /// accepted by the filter (checked last: it is the caller's code and may be the dearest).
+    #[inline]
+    fn consider(&self, pre: &mut Prefilter, point: &Point, out: &mut impl Collector) {
+        if pre.surely_beyond(point.at, out.bound()) {
+            return;
+        }
+        let distance_m = pre.distance_m(point.at);
+        if distance_m > out.bound() {
+            return;
+        }
+        let hit = Hit {
+            id: point.id,
+            distance_m,
+        };
+        if self.after.is_some_and(|cursor| !cursor.is_before(&hit)) {
+            return;
+        }
+        if (self.filter)(point.id) {
+            out.offer(hit);
+        }
+    }
+
+    /// Brute force: every point. Exact by definition; the reference the index is tested against.
+    pub(crate) fn scan(&self, store: &Slots, out: &mut impl Collector) {
+        let mut pre = Prefilter::new(self.center);
+        for point in store.points() {
+            self.consider(&mut pre, point, out);
+        }
+    }
+
+    /// Looks at the points of one cell (`slots`, sorted by latitude) from the query's latitude
+    /// outward, north then south, stopping each way once the latitude difference alone puts the
+    /// rest beyond the collector's bound.
+    fn scan_cell(
+        &self,
+        slots: &[u32],
+        store: &Slots,
+        pre: &mut Prefilter,
+        out: &mut impl Collector,
+    ) {
+        let lat = self.center.lat();
+        let split = slots.partition_point(|&s| store.get(s).at.lat() < lat);
+        for &slot in &slots[split..] {
+            let point = store.get(slot);
+            if point.at.lat() - lat > pre.lat_reach_deg(out.bound()) {
+                break;
+            }
+            self.consider(pre, &point, out);
+        }
+        for &slot in slots[..split].iter().rev() {
+            let point = store.get(slot);
+            if lat - point.at.lat() > pre.lat_reach_deg(out.bound()) {
+                break;
+            }
+            self.consider(pre, &point, out);
+        }
+    }
+
+    /// Visits rings 0, 1, 2, ... around `origin`, the query's cell at `level`, until the ring lower bound
+    /// exceeds the collector's bound (nothing unvisited can qualify), so the result is exact.
+    ///
+    /// Returns `false`, with `out` holding partial results, if it gave up after more than `budget`
+    /// cells (the caller then scans instead).
+    pub(crate) fn walk_rings(
+        &self,
+        level: &Level,
+        origin: CellIndex,
+        store: &Slots,
+        out: &mut impl Collector,
+        budget: Option<usize>,
+    ) -> bool {
+        let mut rings = Rings::new(origin);
+        let mut ring = Vec::new();
+        let mut visited = 0usize;
+        let mut pre = Prefilter::new(self.center);
+        loop {
+            if level.ring_lower_bound_m(rings.next_k()) > out.bound() {
+                return true;
+            }
+            rings.fill_next(&mut ring);
+            if ring.is_empty() {
+                return true; // the whole globe has been visited
+            }
+            visited += ring.len();
+            if budget.is_some_and(|budget| visited > budget) {
+                return false;
+            }
+            for &cell in &ring {
+                self.scan_cell(level.slots(cell), store, &mut pre, out);
+            }
+        }
+    }
+}
