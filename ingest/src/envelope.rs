@@ -10,10 +10,12 @@
 //!
 //! The format is sniffed from the body, never trusted from the request or the `Content-Type`.
 
-use serde_json::Value;
-
 use crate::row::Row;
 use crate::xml::{self, Element, XmlError};
+
+mod json;
+
+use json::Scalar;
 
 /// What a reply said.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,45 +215,49 @@ fn paged_xml(root: &Element) -> Result<Reply, ParseError> {
 fn xml_row(element: &Element) -> Row {
     let mut row = Row::new();
     for field in &element.children {
-        row.push(field.name.clone(), field.text.clone());
+        row.push(crate::row::intern(&field.name), field.text.clone());
     }
     row
 }
 
 fn parse_paged_json(body: &[u8]) -> Result<Reply, ParseError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let root: Value = serde_json::from_slice(body)?;
-    if let Some(gateway) = root.get("OpenAPI_ServiceResponse") {
-        return Ok(Reply::Fault(json_gateway_fault(gateway)));
+    let root: json::Root = serde_json::from_slice(body)?;
+    if let Some(gateway) = root.gateway {
+        let header = gateway.cmm_msg_header.unwrap_or(gateway.direct);
+        let message = Scalar::text(&header.return_auth_msg).or(Scalar::text(&header.err_msg));
+        return Ok(Reply::Fault(ApiFault {
+            code: Scalar::text(&header.return_reason_code)
+                .unwrap_or("99")
+                .to_owned(),
+            message: message.unwrap_or("gateway error").to_owned(),
+            gateway: true,
+        }));
     }
-    let response = root.get("response").unwrap_or(&root);
-    let header = response.get("header");
-    if let Some(code) = header
-        .and_then(|h| h.get("resultCode"))
-        .and_then(scalar_text)
-    {
-        match classify_code(&code) {
+    let (header, body) = match root.response {
+        Some(envelope) => (envelope.header, envelope.body),
+        None => (root.header, root.body),
+    };
+    if let Some(code) = header.as_ref().and_then(|h| Scalar::text(&h.result_code)) {
+        match classify_code(code) {
             CodeClass::Success => {}
             CodeClass::NoData => {
                 return Ok(Reply::Rows(Rows {
                     total_count: Some(0),
                     ..Rows::default()
-                }))
+                }));
             }
             CodeClass::Transient | CodeClass::Permanent => {
-                let message = header
-                    .and_then(|h| h.get("resultMsg"))
-                    .and_then(scalar_text)
-                    .unwrap_or_default();
+                let message = header.as_ref().and_then(|h| Scalar::text(&h.result_msg));
                 return Ok(Reply::Fault(ApiFault {
-                    code,
-                    message,
+                    code: code.to_owned(),
+                    message: message.unwrap_or_default().to_owned(),
                     gateway: false,
                 }));
             }
         }
     }
-    let Some(body) = response.get("body") else {
+    let Some(body) = body else {
         return match header {
             Some(_) => Ok(Reply::Rows(Rows::default())),
             None => Err(ParseError::Shape(
@@ -260,97 +266,11 @@ fn parse_paged_json(body: &[u8]) -> Result<Reply, ParseError> {
         };
     };
     Ok(Reply::Rows(Rows {
-        total_count: number_field(
-            "totalCount",
-            body.get("totalCount").and_then(scalar_text).as_deref(),
-        )?,
-        page_no: number_field(
-            "pageNo",
-            body.get("pageNo").and_then(scalar_text).as_deref(),
-        )?,
-        num_of_rows: number_field(
-            "numOfRows",
-            body.get("numOfRows").and_then(scalar_text).as_deref(),
-        )?,
-        rows: json_items(body.get("items"))?,
+        total_count: number_field("totalCount", Scalar::text(&body.total_count))?,
+        page_no: number_field("pageNo", Scalar::text(&body.page_no))?,
+        num_of_rows: number_field("numOfRows", Scalar::text(&body.num_of_rows))?,
+        rows: body.items.map(|items| items.0).unwrap_or_default(),
     }))
-}
-
-fn json_gateway_fault(value: &Value) -> ApiFault {
-    let header = value.get("cmmMsgHeader").unwrap_or(value);
-    let text = |name: &str| {
-        header
-            .get(name)
-            .and_then(scalar_text)
-            .filter(|t| !t.is_empty())
-    };
-    ApiFault {
-        code: text("returnReasonCode").unwrap_or_else(|| "99".into()),
-        message: text("returnAuthMsg")
-            .or_else(|| text("errMsg"))
-            .unwrap_or_else(|| "gateway error".into()),
-        gateway: true,
-    }
-}
-
-/// `items` in all its shapes: `""`, missing, `null`, `{}`, `{"item": {…}}`, `{"item": […]}`, `[…]`.
-fn json_items(items: Option<&Value>) -> Result<Vec<Row>, ParseError> {
-    match items {
-        None | Some(Value::Null | Value::String(_)) => Ok(Vec::new()),
-        Some(Value::Array(list)) => json_rows(list),
-        Some(Value::Object(map)) => match map.get("item") {
-            None if map.is_empty() => Ok(Vec::new()),
-            None => Err(ParseError::Shape("items has no item".into())),
-            Some(Value::Array(list)) => json_rows(list),
-            Some(Value::Object(_)) => json_rows(std::slice::from_ref(&map["item"])),
-            Some(Value::Null | Value::String(_)) => Ok(Vec::new()),
-            Some(other) => Err(ParseError::Shape(format!(
-                "items.item is {}",
-                kind_of(other)
-            ))),
-        },
-        Some(other) => Err(ParseError::Shape(format!("items is {}", kind_of(other)))),
-    }
-}
-
-fn json_rows(list: &[Value]) -> Result<Vec<Row>, ParseError> {
-    list.iter()
-        .map(|value| match value {
-            Value::Object(map) => {
-                let mut row = Row::new();
-                for (name, value) in map {
-                    if let Some(text) =
-                        scalar_text(value).or_else(|| (!value.is_null()).then(|| value.to_string()))
-                    {
-                        row.push(name.clone(), text);
-                    }
-                }
-                Ok(row)
-            }
-            other => Err(ParseError::Shape(format!("a row is {}", kind_of(other)))),
-        })
-        .collect()
-}
-
-/// Strings as they are, numbers and booleans as text; `None` for null, arrays and objects.
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn number_field<N: std::str::FromStr>(

@@ -3,12 +3,51 @@
 //! Every source ends up here first, so the mapping to records ([`crate::record`]) is written once
 //! for the paged API, the consumer-price API and CSV files alike.
 
+use std::borrow::Cow;
+
 /// One raw row: field names and their text values, in the order they arrived.
 ///
 /// Rows have ten to twenty fields, so a vector searched linearly is faster and smaller than a map.
+/// The field names the APIs use are interned ([`intern`]): a page of 1,000 rows would otherwise
+/// allocate 10,000 copies of the same few names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Row {
-    fields: Vec<(String, String)>,
+    fields: Vec<(Cow<'static, str>, String)>,
+}
+
+/// Field names of the goods and store rows, shared instead of copied.
+const KNOWN_NAMES: [&str; 23] = [
+    "goodId",
+    "goodName",
+    "productEntpCode",
+    "goodUnitDivCode",
+    "goodBaseCnt",
+    "goodSmlclsCode",
+    "detailMean",
+    "goodTotalCnt",
+    "goodTotalDivCode",
+    "entpId",
+    "entpName",
+    "entpTypeCode",
+    "entpAreaCode",
+    "areaDetailCode",
+    "entpTelno",
+    "postNo",
+    "plmkAddrBasic",
+    "plmkAddrDetail",
+    "roadAddrPostNo",
+    "roadAddrBasic",
+    "roadAddrDetail",
+    "xMapCoord",
+    "yMapCoord",
+];
+
+/// A field name: borrowed from the known names when it is one, copied otherwise.
+pub fn intern(name: &str) -> Cow<'static, str> {
+    match KNOWN_NAMES.iter().find(|known| **known == name) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_owned()),
+    }
 }
 
 impl Row {
@@ -18,12 +57,12 @@ impl Row {
     }
 
     /// Adds a field (a later field with the same name does not replace an earlier one).
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub fn push(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
         self.fields.push((name.into(), value.into()));
     }
 
     /// Builds a row from name/value pairs (handy in tests and the mock).
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+    pub fn from_pairs<N: Into<Cow<'static, str>>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (N, V)>,
     ) -> Self {
         let mut row = Self::new();
@@ -54,7 +93,7 @@ impl Row {
 
     /// The fields in arrival order.
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.fields.iter().map(|(n, v)| (n.as_ref(), v.as_str()))
     }
 
     /// Number of fields.

@@ -1,6 +1,6 @@
 use super::*;
 
-fn goods(pairs: &[(&str, &str)]) -> Row {
+fn goods(pairs: &[(&'static str, &str)]) -> Row {
     Row::from_pairs(pairs.iter().copied())
 }
 
