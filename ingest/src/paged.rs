@@ -226,6 +226,7 @@ impl<T: Send + 'static> Run<T> {
         )
     }
 
+    #[tracing::instrument(name = "ingest.page", skip_all, fields(operation = %self.operation, page = 1))]
     async fn first_page(self: Arc<Self>) -> Result<(Page<T>, Plan), FetchError> {
         let map = self.map;
         let requested = u64::from(self.cfg.rows_per_page);
@@ -280,6 +281,7 @@ impl<T: Send + 'static> Run<T> {
         ))
     }
 
+    #[tracing::instrument(name = "ingest.page", skip_all, fields(operation = %self.operation, page = n))]
     async fn page(self: Arc<Self>, n: u32, plan: Plan) -> Result<Page<T>, FetchError> {
         let map = self.map;
         let expected = if self.cfg.check_page_size {

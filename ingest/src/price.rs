@@ -85,6 +85,7 @@ impl PriceClient {
         self.list(STORES_OPERATION, market_from_store).await
     }
 
+    #[tracing::instrument(name = "ingest.price_list", skip_all, fields(operation = %operation))]
     async fn list<T: Send + 'static>(
         &self,
         operation: &str,
