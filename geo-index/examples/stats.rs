@@ -41,7 +41,14 @@ fn time<T>(queries: &[LatLng], mut f: impl FnMut(LatLng) -> T) -> (Vec<Duration>
     (times, sink)
 }
 
+/// The machine's load average, printed with the figures: on a shared 2-core machine the
+/// latencies depend on what else runs.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "unknown".into(), |s| s.trim().into())
+}
+
 fn main() -> Result<(), geo_index::GeoError> {
+    println!("load average at start: {}", load());
     let points = korea_points(N, 42);
     let hall = seoul_city_hall();
     let near_hall = points

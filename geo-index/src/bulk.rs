@@ -19,6 +19,17 @@ const PARALLEL_FROM: usize = 20_000;
 /// Cell computation scales to a few threads; more would only contend with the caller's work.
 const MAX_THREADS: usize = 4;
 
+/// How many threads a bulk load of `n` points uses.
+pub(crate) fn threads_for(n: usize) -> usize {
+    if n < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS)
+    }
+}
+
 /// `points` with their cells, sorted by fine cell then latitude (the order cell lists keep).
 pub(crate) fn sorted_rows(points: &[(i64, LatLng)]) -> Vec<Row> {
     let threads = if points.len() < PARALLEL_FROM {
@@ -45,12 +56,20 @@ pub(crate) fn sorted_rows(points: &[(i64, LatLng)]) -> Vec<Row> {
             }
         }
     });
-    rows.sort_unstable_by(|a, b| a.fine.cmp(&b.fine).then(a.at.lat().total_cmp(&b.at.lat())));
+    // Each worker sorted its part; the stable sort finds those runs and merges them in one pass.
+    rows.sort_by(row_order);
     rows
 }
 
+/// Fine cell, then latitude: each cell's points become contiguous and already in the latitude
+/// order the cell lists keep.
+fn row_order(a: &Row, b: &Row) -> std::cmp::Ordering {
+    a.fine.cmp(&b.fine).then(a.at.lat().total_cmp(&b.at.lat()))
+}
+
+/// The rows of one part of the input, sorted.
 fn rows_of(points: &[(i64, LatLng)], first: usize) -> Vec<Row> {
-    points
+    let mut rows: Vec<Row> = points
         .iter()
         .enumerate()
         .map(|(i, &(id, at))| Row {
@@ -59,5 +78,7 @@ fn rows_of(points: &[(i64, LatLng)], first: usize) -> Vec<Row> {
             id,
             at,
         })
-        .collect()
+        .collect();
+    rows.sort_unstable_by(row_order);
+    rows
 }

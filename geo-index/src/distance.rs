@@ -19,7 +19,7 @@ pub fn haversine_m(a: LatLng, b: LatLng) -> f64 {
 /// [`haversine_m`] with the centre's latitude in radians and its cosine computed once per search.
 /// The same operations in the same order, so the result is bit-identical.
 #[inline]
-fn haversine_from(lat1: f64, cos_lat1: f64, lng1_deg: f64, b: LatLng) -> f64 {
+pub(crate) fn haversine_from(lat1: f64, cos_lat1: f64, lng1_deg: f64, b: LatLng) -> f64 {
     let lat2 = b.lat().to_radians();
     let dlat = lat2 - lat1;
     let dlng = (b.lng() - lng1_deg).to_radians();
@@ -28,86 +28,6 @@ fn haversine_from(lat1: f64, cos_lat1: f64, lng1_deg: f64, b: LatLng) -> f64 {
     let h = s_lat * s_lat + cos_lat1 * lat2.cos() * s_lng * s_lng;
     // Rounding can push `h` a hair above 1 for antipodal points; clamp so `asin` stays defined.
     2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
-}
-
-/// A cheap, conservative test that a point is farther than a bound, run before the exact
-/// [`haversine_m`] so that most far points cost a few multiplications instead of four
-/// transcendental functions.
-///
-/// It evaluates a lower bound of the haversine term `h = sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2)`
-/// using `sin² x >= x² (1 - x²/3)` for `|x| <= π/2` and `cos φ2 >= cos φ1 - |Δφ|` (cos is
-/// 1-Lipschitz), and compares it with the `h` of the bound inflated by a relative 1e-9 (plus a
-/// tiny absolute slack) that dwarfs floating-point rounding. So it only ever answers "beyond"
-/// for points whose exact distance is beyond the bound; everything else gets the exact distance.
-pub(crate) struct Prefilter {
-    lng1_deg: f64,
-    lat1: f64,
-    cos1: f64,
-    bound_m: f64,
-    h_bound: f64,
-    lat_reach_deg: f64,
-}
-
-impl Prefilter {
-    pub(crate) fn new(center: LatLng) -> Self {
-        let lat1 = center.lat().to_radians();
-        Prefilter {
-            lng1_deg: center.lng(),
-            lat1,
-            cos1: lat1.cos(),
-            bound_m: f64::NAN,
-            h_bound: f64::INFINITY,
-            lat_reach_deg: f64::INFINITY,
-        }
-    }
-
-    /// Exactly [`haversine_m`]`(center, at)`, one cosine cheaper.
-    #[inline]
-    pub(crate) fn distance_m(&self, at: LatLng) -> f64 {
-        haversine_from(self.lat1, self.cos1, self.lng1_deg, at)
-    }
-
-    /// Whether `at` is certainly farther than `bound_m` metres from the centre.
-    #[inline]
-    pub(crate) fn surely_beyond(&mut self, at: LatLng, bound_m: f64) -> bool {
-        if bound_m != self.bound_m {
-            self.set_bound(bound_m);
-        }
-        // Same operations as `haversine_m` for Δφ and Δλ, so the two agree on them exactly.
-        let dlat = at.lat().to_radians() - self.lat1;
-        let mut dlng = (at.lng() - self.lng1_deg).to_radians().abs();
-        if dlng > std::f64::consts::PI {
-            dlng = std::f64::consts::TAU - dlng; // sin²(Δλ/2) has period 2π
-        }
-        let (a, b) = (0.5 * dlat, 0.5 * dlng);
-        let (a2, b2) = (a * a, b * b);
-        let cos_product = self.cos1 * (self.cos1 - dlat.abs()).max(0.0);
-        let h_low = a2 * (1.0 - a2 / 3.0) + cos_product * b2 * (1.0 - b2 / 3.0);
-        h_low > self.h_bound
-    }
-
-    /// How many degrees of latitude away a point can be and still be within `bound_m`, with the
-    /// same safety margin: a great-circle distance is never less than the latitude difference
-    /// (`h >= sin²(Δφ/2)`), so a point further in latitude than this is certainly beyond.
-    #[inline]
-    pub(crate) fn lat_reach_deg(&mut self, bound_m: f64) -> f64 {
-        if bound_m != self.bound_m {
-            self.set_bound(bound_m);
-        }
-        self.lat_reach_deg
-    }
-
-    fn set_bound(&mut self, bound_m: f64) {
-        self.bound_m = bound_m;
-        self.lat_reach_deg = (bound_m * (1.0 + 1e-9) / EARTH_RADIUS_M).to_degrees() + 1e-12;
-        let half_angle = bound_m / (2.0 * EARTH_RADIUS_M);
-        self.h_bound = if half_angle >= std::f64::consts::FRAC_PI_2 {
-            f64::INFINITY
-        } else {
-            let s = half_angle.sin();
-            s * s * (1.0 + 1e-9) + 1e-30
-        };
-    }
 }
 
 #[cfg(test)]
@@ -150,49 +70,6 @@ mod tests {
         let d = haversine_m(p(0.0, 179.999), p(0.0, -179.999));
         let expected = 0.002_f64.to_radians() * EARTH_RADIUS_M;
         assert!((d - expected).abs() < 1e-6, "got {d}");
-    }
-
-    #[test]
-    fn the_prefilter_never_rejects_a_point_within_the_bound() {
-        let centers = [
-            p(37.5, 127.0),
-            p(89.99, 10.0),
-            p(-89.9, -170.0),
-            p(0.0, 179.99),
-            p(0.0, 0.0),
-        ];
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-        for c in centers {
-            let mut pre = Prefilter::new(c);
-            for _ in 0..20_000 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let u = (x >> 11) as f64 / (1u64 << 53) as f64;
-                let v = ((x >> 3) % 1_000_003) as f64 / 1_000_003.0;
-                let scale = [1e-6, 1e-3, 0.1, 1.0, 30.0][(x % 5) as usize];
-                let lat = (c.lat() + (u - 0.5) * scale).clamp(-90.0, 90.0);
-                let mut lng = c.lng() + (v - 0.5) * scale * 3.0;
-                if lng > 180.0 {
-                    lng -= 360.0;
-                } else if lng < -180.0 {
-                    lng += 360.0;
-                }
-                let q = p(lat, lng);
-                let d = haversine_m(c, q);
-                assert_eq!(pre.distance_m(q).to_bits(), d.to_bits());
-                assert!(!pre.surely_beyond(q, d), "{c:?} {q:?} at {d} m");
-            }
-        }
-    }
-
-    #[test]
-    fn the_prefilter_rejects_most_points_well_beyond_the_bound() {
-        let c = p(37.5, 127.0);
-        let mut pre = Prefilter::new(c);
-        assert!(pre.surely_beyond(p(37.51, 127.0), 1_000.0));
-        assert!(pre.surely_beyond(p(37.5, 127.02), 1_000.0));
-        assert!(!pre.surely_beyond(p(37.5, 127.005), 1_000.0));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! [`GeoIndex`]: the public index, keeping the point store and both cell levels in step.
 
-use crate::bulk::sorted_rows;
+use crate::bulk::{sorted_rows, threads_for};
 use crate::collect::{All, Collector, TopK};
 use crate::level::Level;
 use crate::plan::{choose, Ask, Plan, Strategy};
@@ -73,15 +73,14 @@ impl GeoIndex {
         // Input position of each slot, to let the later of two duplicate ids win.
         let mut order_of_slot: Vec<u32> = Vec::with_capacity(rows.len());
         let mut duplicates = Vec::new();
+        let mut filed = Vec::with_capacity(rows.len());
         for row in rows {
             match index.slots.push_new(Point {
                 id: row.id,
                 at: row.at,
             })? {
                 Pushed::New(slot) => {
-                    for level in &mut index.levels {
-                        level.push_unsorted(level.bucket_of(row.fine), slot);
-                    }
+                    filed.push((row.fine, slot));
                     order_of_slot.push(row.order);
                 }
                 Pushed::Exists(slot) => {
@@ -92,8 +91,19 @@ impl GeoIndex {
             }
         }
         let points = index.slots.points();
-        for level in &mut index.levels {
+        let file = |level: &mut Level| {
+            level.file_runs(&filed, points);
             level.sort_lists(points);
+        };
+        if threads_for(filed.len()) > 1 {
+            // The two levels are independent: file them side by side.
+            let [coarse, fine] = &mut index.levels;
+            std::thread::scope(|scope| {
+                scope.spawn(|| file(coarse));
+                file(fine);
+            });
+        } else {
+            index.levels.iter_mut().for_each(file);
         }
         // Rare: an id repeated in the input moves to its last position (sorted inserts from here).
         for (slot, order, at) in duplicates {
@@ -355,11 +365,11 @@ mod tests {
     fn assert_consistent(index: &GeoIndex) {
         let points = index.slots.points();
         for level in &index.levels {
-            assert!(level.is_sorted(points));
+            assert!(level.is_consistent(points));
             let mut seen = vec![0u8; points.len()];
             for (slot, p) in points.iter().enumerate() {
                 let bucket = level.bucket_of(p.at.cell(FINE_RESOLUTION));
-                assert!(level.slots(bucket).contains(&(slot as u32)));
+                assert!(level.bucket(bucket).unwrap().slots.contains(&(slot as u32)));
                 assert_eq!(index.slots.slot_of(p.id), Some(slot as u32));
                 seen[slot] += 1;
             }

@@ -1,7 +1,9 @@
-//! One H3 resolution's view of the points: cell -> slots of the points inside it, kept sorted by
-//! latitude so a search can scan a cell outward from the query's latitude and stop early.
+//! One H3 resolution's view of the points: cell -> the slots of the points filed under it, kept
+//! sorted by latitude so a search can scan a cell outward from the query's latitude and stop
+//! early, plus the box around those points so a search can skip the whole cell.
 
 use crate::hash::MixState;
+use crate::prefilter::LatLngBox;
 use crate::store::Point;
 use crate::LatLng;
 use h3o::{CellIndex, Resolution};
@@ -16,8 +18,25 @@ use hashbrown::HashMap;
 pub(crate) struct Level {
     res: Resolution,
     slack_m: f64,
-    /// Slots of the points in each non-empty cell, sorted by latitude (ties in any order).
-    cells: HashMap<u64, Vec<u32>, MixState>,
+    cells: HashMap<u64, Bucket, MixState>,
+}
+
+/// The points filed under one non-empty cell.
+#[derive(Debug, Clone)]
+pub(crate) struct Bucket {
+    /// Their slots, sorted by latitude (ties in any order).
+    pub(crate) slots: Vec<u32>,
+    /// A box containing all of them (it may grow stale, larger than needed, after removals).
+    pub(crate) bbox: LatLngBox,
+}
+
+impl Bucket {
+    fn new(at: LatLng) -> Self {
+        Bucket {
+            slots: Vec::new(),
+            bbox: LatLngBox::around(at),
+        }
+    }
 }
 
 fn lat(points: &[Point], slot: u32) -> f64 {
@@ -59,9 +78,14 @@ impl Level {
         crate::rings::ring_lower_bound_m(self.res, self.slack_m, k)
     }
 
-    /// Slots of the points in `cell`, sorted by latitude (empty if none).
-    pub(crate) fn slots(&self, cell: CellIndex) -> &[u32] {
-        self.cells.get(&u64::from(cell)).map_or(&[], Vec::as_slice)
+    /// The points filed under `cell`, if any.
+    pub(crate) fn bucket(&self, cell: CellIndex) -> Option<&Bucket> {
+        self.cells.get(&u64::from(cell))
+    }
+
+    /// How many points are filed under `cell`.
+    pub(crate) fn count(&self, cell: CellIndex) -> usize {
+        self.bucket(cell).map_or(0, |b| b.slots.len())
     }
 
     /// How many cells hold at least one point.
@@ -71,8 +95,14 @@ impl Level {
 
     /// Files `slot` (whose point is already stored in `points`) under `cell`, in latitude order.
     pub(crate) fn add(&mut self, cell: CellIndex, slot: u32, points: &[Point]) {
-        let slots = self.cells.entry(u64::from(cell)).or_default();
-        let at = lat(points, slot);
+        let point = points[slot as usize].at;
+        let bucket = self
+            .cells
+            .entry(u64::from(cell))
+            .or_insert_with(|| Bucket::new(point));
+        bucket.bbox.grow(point);
+        let slots = &mut bucket.slots;
+        let at = point.lat();
         // Appending is the common case in a bulk build, where points arrive in latitude order.
         if slots.last().is_none_or(|&last| lat(points, last) <= at) {
             slots.push(slot);
@@ -82,15 +112,31 @@ impl Level {
         }
     }
 
-    /// Files `slot` under `cell` at the end of its list, leaving the list unsorted until
-    /// [`Level::sort_lists`] (bulk loads: one sort per cell instead of one insertion per point).
-    pub(crate) fn push_unsorted(&mut self, cell: CellIndex, slot: u32) {
-        self.cells.entry(u64::from(cell)).or_default().push(slot);
+    /// Bulk filing: `filed` holds `(fine cell, slot)` pairs in fine-cell order, so every bucket's
+    /// points form one run (H3 orders descendants of a cell contiguously). One map lookup per run
+    /// instead of per point; lists stay unsorted until [`Level::sort_lists`].
+    pub(crate) fn file_runs(&mut self, filed: &[(CellIndex, u32)], points: &[Point]) {
+        let res = self.res;
+        let bucket_of = |fine: CellIndex| fine.parent(res).unwrap_or(fine);
+        for run in filed.chunk_by(|a, b| bucket_of(a.0) == bucket_of(b.0)) {
+            let at = |slot: u32| points[slot as usize].at;
+            let key = u64::from(bucket_of(run[0].0));
+            let bucket = self
+                .cells
+                .entry(key)
+                .or_insert_with(|| Bucket::new(at(run[0].1)));
+            bucket.slots.reserve(run.len());
+            for &(_, slot) in run {
+                bucket.bbox.grow(at(slot));
+                bucket.slots.push(slot);
+            }
+        }
     }
 
-    /// Restores the latitude order of every list after [`Level::push_unsorted`].
+    /// Restores the latitude order of every list after [`Level::file_runs`].
     pub(crate) fn sort_lists(&mut self, points: &[Point]) {
-        for slots in self.cells.values_mut() {
+        for bucket in self.cells.values_mut() {
+            let slots = &mut bucket.slots;
             if !slots.is_sorted_by(|&a, &b| lat(points, a) <= lat(points, b)) {
                 slots.sort_unstable_by(|&a, &b| lat(points, a).total_cmp(&lat(points, b)));
             }
@@ -99,11 +145,11 @@ impl Level {
 
     pub(crate) fn remove(&mut self, cell: CellIndex, slot: u32) {
         let key = u64::from(cell);
-        if let Some(slots) = self.cells.get_mut(&key) {
-            if let Some(i) = slots.iter().position(|&s| s == slot) {
-                slots.remove(i);
+        if let Some(bucket) = self.cells.get_mut(&key) {
+            if let Some(i) = bucket.slots.iter().position(|&s| s == slot) {
+                bucket.slots.remove(i);
             }
-            if slots.is_empty() {
+            if bucket.slots.is_empty() {
                 self.cells.remove(&key);
             }
         }
@@ -115,7 +161,7 @@ impl Level {
         if let Some(s) = self
             .cells
             .get_mut(&u64::from(cell))
-            .and_then(|slots| slots.iter_mut().find(|s| **s == from))
+            .and_then(|bucket| bucket.slots.iter_mut().find(|s| **s == from))
         {
             *s = to;
         }
@@ -123,8 +169,8 @@ impl Level {
 
     /// Trims every list to its length (after a bulk build).
     pub(crate) fn shrink_to_fit(&mut self) {
-        for slots in self.cells.values_mut() {
-            slots.shrink_to_fit();
+        for bucket in self.cells.values_mut() {
+            bucket.slots.shrink_to_fit();
         }
         self.cells.shrink_to_fit();
     }
@@ -135,15 +181,21 @@ impl Level {
             + self
                 .cells
                 .values()
-                .map(|v| v.capacity() * std::mem::size_of::<u32>())
+                .map(|b| b.slots.capacity() * std::mem::size_of::<u32>())
                 .sum::<usize>()
     }
 
-    /// Whether every list is in latitude order (for tests).
+    /// Whether every list is in latitude order and inside its box (for tests).
     #[cfg(test)]
-    pub(crate) fn is_sorted(&self, points: &[Point]) -> bool {
-        self.cells
-            .values()
-            .all(|slots| slots.is_sorted_by(|&a, &b| lat(points, a) <= lat(points, b)))
+    pub(crate) fn is_consistent(&self, points: &[Point]) -> bool {
+        self.cells.values().all(|b| {
+            b.slots
+                .is_sorted_by(|&x, &y| lat(points, x) <= lat(points, y))
+                && b.slots.iter().all(|&s| {
+                    let mut grown = b.bbox;
+                    grown.grow(points[s as usize].at);
+                    grown == b.bbox
+                })
+        })
     }
 }

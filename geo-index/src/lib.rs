@@ -29,6 +29,7 @@ mod index;
 mod latlng;
 mod level;
 mod plan;
+mod prefilter;
 mod rings;
 mod search;
 mod store;

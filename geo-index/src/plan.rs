@@ -97,7 +97,7 @@ fn cheapest(levels: &[Level; 2], n: usize, ask: &Ask) -> Plan {
     let [coarse, fine] = levels;
     let fine_origin = fine.origin_of(ask.center);
     // The coarse bucket the centre itself would be filed under gives the local density.
-    let local = coarse.slots(coarse.bucket_of(fine_origin)).len();
+    let local = coarse.count(coarse.bucket_of(fine_origin));
     let density = local as f64 / coarse.res().area_m2();
     let reach_m = match ask.limit {
         Some(k) if density > 0.0 => (k as f64 / (std::f64::consts::PI * density))

@@ -1,8 +1,9 @@
 //! The search loops: walk rings outward from the query's cell at one level, or scan every point.
 
 use crate::collect::Collector;
-use crate::distance::Prefilter;
+use crate::level::Bucket;
 use crate::level::Level;
+use crate::prefilter::Prefilter;
 use crate::rings::Rings;
 use crate::store::{Point, Slots};
 use crate::{Cursor, Hit, LatLng};
@@ -47,16 +48,21 @@ impl<F: Fn(i64) -> bool> Query<F> {
         }
     }
 
-    /// Looks at the points of one cell (`slots`, sorted by latitude) from the query's latitude
-    /// outward, north then south, stopping each way once the latitude difference alone puts the
-    /// rest beyond the collector's bound.
+    /// Looks at the points filed under one cell: none if their box is beyond the collector's
+    /// bound, otherwise from the query's latitude outward (the slots are sorted by latitude),
+    /// north then south, stopping each way once the latitude difference alone puts the rest
+    /// beyond the bound.
     fn scan_cell(
         &self,
-        slots: &[u32],
+        bucket: &Bucket,
         store: &Slots,
         pre: &mut Prefilter,
         out: &mut impl Collector,
     ) {
+        if pre.box_surely_beyond(&bucket.bbox, out.bound()) {
+            return;
+        }
+        let slots = bucket.slots.as_slice();
         let lat = self.center.lat();
         let split = slots.partition_point(|&s| store.get(s).at.lat() < lat);
         for &slot in &slots[split..] {
@@ -75,8 +81,8 @@ impl<F: Fn(i64) -> bool> Query<F> {
         }
     }
 
-    /// Visits rings 0, 1, 2, ... around `origin`, the query's cell at `level`, until the ring lower bound
-    /// exceeds the collector's bound (nothing unvisited can qualify), so the result is exact.
+    /// Visits rings 0, 1, 2, ... around `origin`, the query's cell at `level`, until the ring
+    /// lower bound exceeds the collector's bound (nothing unvisited can qualify): exact.
     ///
     /// Returns `false`, with `out` holding partial results, if it gave up after more than `budget`
     /// cells (the caller then scans instead).
@@ -105,7 +111,9 @@ impl<F: Fn(i64) -> bool> Query<F> {
                 return false;
             }
             for &cell in &ring {
-                self.scan_cell(level.slots(cell), store, &mut pre, out);
+                if let Some(bucket) = level.bucket(cell) {
+                    self.scan_cell(bucket, store, &mut pre, out);
+                }
             }
         }
     }
