@@ -14,7 +14,11 @@ use crate::config::{self, LogArgs, ServeArgs, StorageArgs};
 use crate::state::{AppState, Settings};
 
 #[derive(Parser, Debug)]
-#[command(name = "gonggu", version, about = "Geospatial group buying: parties near you, fair booking, live updates.")]
+#[command(
+    name = "gonggu",
+    version,
+    about = "Geospatial group buying: parties near you, fair booking, live updates."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub storage: StorageArgs,
@@ -55,7 +59,10 @@ pub fn main() -> ExitCode {
     if let Some(path) = config_file {
         tracing::info!(path = %path.display(), "read configuration file");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -100,14 +107,18 @@ pub async fn open_db(storage: &StorageArgs) -> Result<Db> {
     let db = Db::connect(&url, storage.db_max_connections)
         .await
         .context("cannot connect to the database")?;
-    db.migrate().await.context("cannot apply database migrations")?;
+    db.migrate()
+        .await
+        .context("cannot apply database migrations")?;
     Ok(db)
 }
 
 /// The live-state backends: Redis when `REDIS_URL` is set, in-process otherwise.
 pub async fn open_live(storage: &StorageArgs) -> Result<Live> {
     match &storage.redis_url {
-        Some(url) => Live::redis(url, &storage.redis_prefix).await.context("cannot connect to Redis"),
+        Some(url) => Live::redis(url, &storage.redis_prefix)
+            .await
+            .context("cannot connect to Redis"),
         None => Ok(Live::memory()),
     }
 }
@@ -115,7 +126,10 @@ pub async fn open_live(storage: &StorageArgs) -> Result<Live> {
 /// The configured JWT secret, or one generated once and kept in `data_dir/jwt-secret`.
 fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
     if let Some(secret) = configured {
-        anyhow::ensure!(secret.len() >= 32, "GONGGU_JWT_SECRET must be at least 32 characters");
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "GONGGU_JWT_SECRET must be at least 32 characters"
+        );
         return Ok(secret.as_bytes().to_vec());
     }
     let path = data_dir.join("jwt-secret");
@@ -125,7 +139,8 @@ fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
             return Ok(existing.as_bytes().to_vec());
         }
     }
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     let secret = hex::encode(bytes);
@@ -138,7 +153,12 @@ fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
 fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(content.as_bytes())
 }
 
@@ -151,7 +171,9 @@ async fn serve(storage: &StorageArgs, args: &ServeArgs) -> Result<()> {
     let db = open_db(storage).await?;
     let live = open_live(storage).await?;
     if storage.database_url.is_some() && args.jwt_secret.is_none() {
-        tracing::warn!("no GONGGU_JWT_SECRET set: every instance of a scale-out deployment needs the same one");
+        tracing::warn!(
+            "no GONGGU_JWT_SECRET set: every instance of a scale-out deployment needs the same one"
+        );
     }
     let secret = jwt_secret(args.jwt_secret.as_deref(), &storage.data_dir)?;
     let clock = Clock::system();
@@ -163,11 +185,16 @@ async fn serve(storage: &StorageArgs, args: &ServeArgs) -> Result<()> {
     let server = crate::server::start(state, args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    println!("gonggu listening on http://{} (API docs: http://{}/docs)", server.addr, server.addr);
+    println!(
+        "gonggu listening on http://{} (API docs: http://{}/docs)",
+        server.addr, server.addr
+    );
     tracing::info!(addr = %server.addr, database = db.dialect().name(), redis = storage.redis_url.is_some(), "serving");
     crate::server::shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
-    server.shutdown(Duration::from_secs(args.shutdown_grace_secs)).await;
+    server
+        .shutdown(Duration::from_secs(args.shutdown_grace_secs))
+        .await;
     db.close().await;
     Ok(())
 }

@@ -22,11 +22,21 @@ pub struct StorageArgs {
     pub redis_url: Option<String>,
 
     /// Prefix of every Redis key and channel, so deployments can share one Redis.
-    #[arg(long, env = "GONGGU_REDIS_PREFIX", default_value = "gonggu", global = true)]
+    #[arg(
+        long,
+        env = "GONGGU_REDIS_PREFIX",
+        default_value = "gonggu",
+        global = true
+    )]
     pub redis_prefix: String,
 
     /// Maximum SQL connections in the pool.
-    #[arg(long, env = "GONGGU_DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
+    #[arg(
+        long,
+        env = "GONGGU_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
     pub db_max_connections: u32,
 }
 
@@ -51,11 +61,22 @@ pub enum LogFormat {
 #[derive(Args, Clone, Debug)]
 pub struct LogArgs {
     /// Log format: human-readable lines or JSON objects.
-    #[arg(long, env = "GONGGU_LOG_FORMAT", value_enum, default_value = "human", global = true)]
+    #[arg(
+        long,
+        env = "GONGGU_LOG_FORMAT",
+        value_enum,
+        default_value = "human",
+        global = true
+    )]
     pub log_format: LogFormat,
 
     /// Log filter in tracing's EnvFilter syntax.
-    #[arg(long, env = "GONGGU_LOG", default_value = "info,sqlx=warn", global = true)]
+    #[arg(
+        long,
+        env = "GONGGU_LOG",
+        default_value = "info,sqlx=warn",
+        global = true
+    )]
     pub log: String,
 }
 
@@ -85,7 +106,12 @@ pub struct ServeArgs {
 
     /// Origins allowed to call the API from a browser with credentials, comma-separated
     /// (e.g. https://app.example.com). Empty: no cross-origin access.
-    #[arg(long, env = "GONGGU_CORS_ORIGINS", value_delimiter = ',', default_value = "")]
+    #[arg(
+        long,
+        env = "GONGGU_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
     pub cors_origins: Vec<String>,
 
     /// Time-to-live of the item keyword search cache, in seconds.
@@ -148,10 +174,19 @@ pub fn read_config_file(path: &Path) -> Result<Vec<(String, String)>, String> {
                 toml::Value::Boolean(b) => b.to_string(),
                 toml::Value::Array(items) => items
                     .iter()
-                    .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string())
+                    })
                     .collect::<Vec<_>>()
                     .join(","),
-                other => return Err(format!("{}: unsupported value for `{key}`: {other}", path.display())),
+                other => {
+                    return Err(format!(
+                        "{}: unsupported value for `{key}`: {other}",
+                        path.display()
+                    ))
+                }
             };
             let name = match key.as_str() {
                 "database_url" => "DATABASE_URL".to_owned(),

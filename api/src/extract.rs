@@ -121,7 +121,10 @@ where
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
                 let kind = e.into_kind();
                 let field = path_param_name(&kind);
-                Err(ApiError::malformed(field, format!("invalid path parameter: {kind}")))
+                Err(ApiError::malformed(
+                    field,
+                    format!("invalid path parameter: {kind}"),
+                ))
             }
             Err(other) => Err(ApiError::malformed(None, other.body_text())),
         }

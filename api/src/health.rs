@@ -23,7 +23,9 @@ pub fn router() -> Router<AppState> {
 pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+        let buckets = [
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 metrics_exporter_prometheus::Matcher::Full("http_request_duration_seconds".into()),
@@ -58,7 +60,11 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(Err(err)) = &redis {
         tracing::warn!(error = %err, "readiness: redis unreachable");
     }
-    let status = if db_ok && redis_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db_ok && redis_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
         "database": { "dialect": state.db.dialect().name(), "ok": db_ok },

@@ -49,7 +49,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -71,7 +76,10 @@ pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request so no count is lost.
     health::metrics_handle();
     let (api, openapi) = api();
-    let api = api.layer(middleware::from_fn_with_state(state.clone(), idempotency::layer));
+    let api = api.layer(middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::layer,
+    ));
     let app = Router::new()
         .merge(api)
         .merge(health::router())
@@ -94,7 +102,10 @@ pub fn router(state: AppState) -> Router {
 
 /// CORS from the configured origins, with credentials; never `*`.
 fn cors(origins: &[String]) -> Option<CorsLayer> {
-    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     if origins.is_empty() {
         return None;
     }
@@ -121,11 +132,23 @@ async fn not_found() -> ApiError {
 /// axum answers some errors itself (405) with an empty body; give them problem+json too.
 async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED && response.headers().get(axum::http::header::CONTENT_TYPE).is_none() {
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && response
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_none()
+    {
         let allow = response.headers().get(axum::http::header::ALLOW).cloned();
-        let mut problem = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route").into_response();
+        let mut problem = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this route",
+        )
+        .into_response();
         if let Some(allow) = allow {
-            problem.headers_mut().insert(axum::http::header::ALLOW, allow);
+            problem
+                .headers_mut()
+                .insert(axum::http::header::ALLOW, allow);
         }
         return problem;
     }
@@ -145,6 +168,7 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
     response
 }

@@ -36,8 +36,11 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let key = match raw_key.to_str() {
         Ok(k) if !k.is_empty() && k.len() <= MAX_KEY_LEN => k.to_owned(),
         _ => {
-            return ApiError::invalid("Idempotency-Key", format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"))
-                .into_response()
+            return ApiError::invalid(
+                "Idempotency-Key",
+                format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+            )
+            .into_response()
         }
     };
     // Keys are scoped to the user; an unauthenticated request is left for the handler to refuse.
@@ -47,7 +50,14 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
-        Err(_) => return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body too large").into_response(),
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body too large",
+            )
+            .into_response()
+        }
     };
     let mut hasher = Sha256::new();
     hasher.update(parts.method.as_str());
@@ -59,27 +69,44 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
 
     let started = tokio::time::Instant::now();
     loop {
-        let claim = idempotency::claim(&state.db, user_id, &key, &request_hash, state.now(), STALE_MS).await;
+        let claim = idempotency::claim(
+            &state.db,
+            user_id,
+            &key,
+            &request_hash,
+            state.now(),
+            STALE_MS,
+        )
+        .await;
         match claim {
             Err(err) => return ApiError::from(err).into_response(),
             Ok(Claim::Proceed) => break,
             Ok(Claim::Replay(stored)) => return replay(stored),
             Ok(Claim::Mismatch) => {
-                return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
-                    .with_field("Idempotency-Key")
-                    .into_response()
+                return ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request",
+                )
+                .with_field("Idempotency-Key")
+                .into_response()
             }
             Ok(Claim::InProgress) if started.elapsed() < WAIT_FOR_FIRST => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Ok(Claim::InProgress) => {
-                return ApiError::conflict("idempotency_in_progress", "a request with this Idempotency-Key is still running; retry later")
-                    .into_response()
+                return ApiError::conflict(
+                    "idempotency_in_progress",
+                    "a request with this Idempotency-Key is still running; retry later",
+                )
+                .into_response()
             }
         }
     }
 
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     let (res_parts, res_body) = response.into_parts();
     let res_bytes = match to_bytes(res_body, usize::MAX).await {
         Ok(b) => b,
@@ -114,7 +141,10 @@ fn replay(stored: StoredResponse) -> Response {
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, stored.response_body.unwrap_or_default()).into_response();
-    if let Some(ct) = stored.content_type.and_then(|ct| HeaderValue::from_str(&ct).ok()) {
+    if let Some(ct) = stored
+        .content_type
+        .and_then(|ct| HeaderValue::from_str(&ct).ok())
+    {
         response.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
     response

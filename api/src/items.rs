@@ -82,11 +82,17 @@ pub async fn invalidate_search_cache(cache: &dyn Cache) -> Result<(), store::liv
         (status = 400, description = "`malformed_request` naming the parameter", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` naming the parameter", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list_items(State(state): State<AppState>, Query(q): Query<ItemQuery>) -> ApiResult<axum::Json<Page<ItemView>>> {
+async fn list_items(
+    State(state): State<AppState>,
+    Query(q): Query<ItemQuery>,
+) -> ApiResult<axum::Json<Page<ItemView>>> {
     let limit = paging::limit(q.limit)?;
     let after = paging::cursor(q.cursor.as_deref())?;
     let category = optional_text(q.category, "category", 9)?;
-    if category.as_deref().is_some_and(|c| !c.bytes().all(|b| b.is_ascii_digit())) {
+    if category
+        .as_deref()
+        .is_some_and(|c| !c.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(ApiError::invalid("category", "category must be digits"));
     }
     let filter = ItemFilter {
@@ -104,7 +110,11 @@ async fn list_items(State(state): State<AppState>, Query(q): Query<ItemQuery>) -
                 .and_then(|b| std::str::from_utf8(&b).ok()?.parse::<i64>().ok())
                 .unwrap_or(0);
             let digest = Sha256::digest(
-                format!("{keyword}\u{0}{:?}\u{0}{after:?}\u{0}{limit}", filter.category).as_bytes(),
+                format!(
+                    "{keyword}\u{0}{:?}\u{0}{after:?}\u{0}{limit}",
+                    filter.category
+                )
+                .as_bytes(),
             );
             Some(format!("items:search:{generation}:{}", hex::encode(digest)))
         }
@@ -126,7 +136,11 @@ async fn list_items(State(state): State<AppState>, Query(q): Query<ItemQuery>) -
     };
     if let Some(key) = &cache_key {
         let bytes = serde_json::to_vec(&page).map_err(ApiError::internal)?;
-        state.live.cache.set(key, &bytes, state.settings.search_cache_ttl).await?;
+        state
+            .live
+            .cache
+            .set(key, &bytes, state.settings.search_cache_ttl)
+            .await?;
     }
     Ok(axum::Json(page))
 }
@@ -137,7 +151,12 @@ async fn list_items(State(state): State<AppState>, Query(q): Query<ItemQuery>) -
         (status = 200, description = "The item", body = ItemView),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn get_item(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<axum::Json<ItemView>> {
-    let item = items::get_item(&state.db, id).await?.ok_or_else(|| ApiError::not_found("item"))?;
+async fn get_item(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<ItemView>> {
+    let item = items::get_item(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("item"))?;
     Ok(axum::Json(item.into()))
 }

@@ -71,7 +71,10 @@ pub struct MarketQuery {
         (status = 400, description = "`malformed_request` naming the parameter", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` naming the parameter", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list_markets(State(state): State<AppState>, Query(q): Query<MarketQuery>) -> ApiResult<axum::Json<Page<MarketView>>> {
+async fn list_markets(
+    State(state): State<AppState>,
+    Query(q): Query<MarketQuery>,
+) -> ApiResult<axum::Json<Page<MarketView>>> {
     let limit = paging::limit(q.limit)?;
     let after = paging::cursor(q.cursor.as_deref())?;
     let filter = MarketFilter {
@@ -93,7 +96,12 @@ async fn list_markets(State(state): State<AppState>, Query(q): Query<MarketQuery
         (status = 200, description = "The market", body = MarketView),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn get_market(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<axum::Json<MarketView>> {
-    let market = markets::get_market(&state.db, id).await?.ok_or_else(|| ApiError::not_found("market"))?;
+async fn get_market(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<MarketView>> {
+    let market = markets::get_market(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("market"))?;
     Ok(axum::Json(market.into()))
 }

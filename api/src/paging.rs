@@ -21,7 +21,10 @@ pub fn limit(raw: Option<i64>) -> Result<usize, ApiError> {
     match raw {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT as i64).contains(&n) => Ok(n as usize),
-        Some(_) => Err(ApiError::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}"))),
+        Some(_) => Err(ApiError::invalid(
+            "limit",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        )),
     }
 }
 
@@ -29,21 +32,25 @@ pub fn limit(raw: Option<i64>) -> Result<usize, ApiError> {
 pub fn cursor(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     match raw {
         None | Some("") => Ok(None),
-        Some(c) => store::cursor::decode(c)
-            .map(Some)
-            .ok_or_else(|| ApiError::malformed(Some("cursor".into()), "cursor is not one this API returned")),
+        Some(c) => store::cursor::decode(c).map(Some).ok_or_else(|| {
+            ApiError::malformed(Some("cursor".into()), "cursor is not one this API returned")
+        }),
     }
 }
 
 /// A trimmed optional text parameter: empty means absent; longer than `max` is refused.
-pub fn optional_text(s: Option<String>, field: &str, max: usize) -> Result<Option<String>, ApiError> {
+pub fn optional_text(
+    s: Option<String>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
     match s.map(|s| s.trim().to_owned()) {
         None => Ok(None),
         Some(s) if s.is_empty() => Ok(None),
-        Some(s) if s.chars().count() > max => {
-            Err(ApiError::invalid(field, format!("{field} must be at most {max} characters")))
-        }
+        Some(s) if s.chars().count() > max => Err(ApiError::invalid(
+            field,
+            format!("{field} must be at most {max} characters"),
+        )),
         Some(s) => Ok(Some(s)),
     }
 }
-

@@ -80,7 +80,10 @@ pub async fn run(db: &Db, live: &Live, clock: &Clock, demo: bool) -> Result<Stri
             lat: Some(m.lat),
             lng: Some(m.lng),
         };
-        market_ids.push((upsert_market(tx.conn(), &row, now).await?, m.road_address.clone()));
+        market_ids.push((
+            upsert_market(tx.conn(), &row, now).await?,
+            m.road_address.clone(),
+        ));
     }
     let mut item_ids = Vec::with_capacity(items.len());
     for i in &items {
@@ -101,7 +104,10 @@ pub async fn run(db: &Db, live: &Live, clock: &Clock, demo: bool) -> Result<Stri
     let mut summary = format!("{} markets and {} items loaded", markets.len(), items.len());
     if demo {
         let created = demo_data(db, clock, &market_ids, &item_ids).await?;
-        summary.push_str(&format!("; {} demo users, {created} new demo parties", DEMO_USERS.len()));
+        summary.push_str(&format!(
+            "; {} demo users, {created} new demo parties",
+            DEMO_USERS.len()
+        ));
     }
     Ok(summary)
 }
@@ -115,7 +121,9 @@ async fn demo_users(db: &Db, now: i64) -> Result<Vec<i64>> {
         let id = match users::insert_user(db, email, &hash, nickname, now).await {
             Ok(user) => user.id,
             Err(SignupError::EmailTaken) => {
-                let (user, _) = users::find_login(db, email).await?.context("demo user vanished")?;
+                let (user, _) = users::find_login(db, email)
+                    .await?
+                    .context("demo user vanished")?;
                 user.id
             }
             Err(SignupError::Store(e)) => return Err(e.into()),
@@ -128,7 +136,12 @@ async fn demo_users(db: &Db, now: i64) -> Result<Vec<i64>> {
 /// Demo parties per city: (road address prefix, how many).
 const DEMO_CITIES: [(&str, usize); 3] = [("서울특별시", 14), ("부산광역시", 7), ("대전광역시", 5)];
 
-async fn demo_data(db: &Db, clock: &Clock, markets: &[(i64, String)], items: &[i64]) -> Result<usize> {
+async fn demo_data(
+    db: &Db,
+    clock: &Clock,
+    markets: &[(i64, String)],
+    items: &[i64],
+) -> Result<usize> {
     let now = clock.now_ms();
     let users = demo_users(db, now).await?;
     let (existing, _) = parties::list_user_parties(db, users[0], Role::Leader, None, 1).await?;
@@ -147,7 +160,11 @@ async fn demo_data(db: &Db, clock: &Clock, markets: &[(i64, String)], items: &[i
     let mut created = 0;
     let mut n = 0usize;
     for (prefix, count) in DEMO_CITIES {
-        let local: Vec<i64> = markets.iter().filter(|(_, a)| a.starts_with(prefix)).map(|(id, _)| *id).collect();
+        let local: Vec<i64> = markets
+            .iter()
+            .filter(|(_, a)| a.starts_with(prefix))
+            .map(|(id, _)| *id)
+            .collect();
         for k in 0..count.min(local.len()) {
             n += 1;
             let leader = users[n % users.len()];

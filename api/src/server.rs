@@ -35,11 +35,14 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
     let app = crate::http::router(state);
     let mut stop_http = stop;
     let http = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stop_http.wait_for(|stop| *stop).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_http.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     Ok(Server {
         addr,

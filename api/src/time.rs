@@ -29,8 +29,9 @@ impl Timestamp {
 
     /// Parses RFC 3339 with any offset.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let t = OffsetDateTime::parse(s, &Rfc3339)
-            .map_err(|e| format!("expected an RFC 3339 time such as 2026-12-01T18:00:00+09:00 ({e})"))?;
+        let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
+            format!("expected an RFC 3339 time such as 2026-12-01T18:00:00+09:00 ({e})")
+        })?;
         Ok(Timestamp((t.unix_timestamp_nanos() / 1_000_000) as i64))
     }
 }

@@ -30,7 +30,9 @@ async fn two_hundred_concurrent_joins_take_exactly_the_free_seats(app: TestApp) 
         users.push(app.user(&format!("u{i}")).await);
     }
     let results = join_all(users.iter().map(|u| async {
-        let res = app.post(u, &format!("/api/v1/parties/{id}/bookings"), &json!(null)).await;
+        let res = app
+            .post(u, &format!("/api/v1/parties/{id}/bookings"), &json!(null))
+            .await;
         let status = res.status().as_u16();
         let body: Value = res.json().await.unwrap();
         (status, body)
@@ -42,10 +44,18 @@ async fn two_hundred_concurrent_joins_take_exactly_the_free_seats(app: TestApp) 
         assert_eq!(*status, 409, "{body}");
         assert_eq!(body["code"], "party_full", "{body}");
     }
-    let party: Value = app.get(None, &format!("/api/v1/parties/{id}")).await.json().await.unwrap();
+    let party: Value = app
+        .get(None, &format!("/api/v1/parties/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(party["joined"], 10);
     assert_eq!(party["status"], "full");
-    assert_eq!(store::bookings::count_active(app.db(), id).await.unwrap(), 10);
+    assert_eq!(
+        store::bookings::count_active(app.db(), id).await.unwrap(),
+        10
+    );
 }
 
 async fn one_idempotency_key_retried_fifty_times_books_once(app: TestApp) {
@@ -73,7 +83,10 @@ async fn one_idempotency_key_retried_fifty_times_books_once(app: TestApp) {
         let b: Value = serde_json::from_str(&first.1).unwrap();
         assert_eq!(a["id"], b["id"], "same booking replayed");
     }
-    assert_eq!(store::bookings::count_active(app.db(), id).await.unwrap(), 2);
+    assert_eq!(
+        store::bookings::count_active(app.db(), id).await.unwrap(),
+        2
+    );
     // A stored error is replayed too: a new key gets the live answer.
     let res = app
         .client
@@ -119,9 +132,15 @@ async fn an_idempotency_key_with_another_body_is_refused(app: TestApp) {
         .await
         .unwrap();
     assert_problem(res, 422, "validation_failed").await;
-    let (list, _) = store::parties::list_user_parties(app.db(), leader.id, store::parties::Role::Leader, None, 10)
-        .await
-        .unwrap();
+    let (list, _) = store::parties::list_user_parties(
+        app.db(),
+        leader.id,
+        store::parties::Role::Leader,
+        None,
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!(list.len(), 1, "only the first request created a party");
 }
 
@@ -131,8 +150,18 @@ async fn joining_twice_is_refused_as_already_member(app: TestApp) {
     let member = app.user("member").await;
     let path = format!("/api/v1/parties/{id}/bookings");
     assert_eq!(app.post(&member, &path, &json!(null)).await.status(), 201);
-    assert_problem(app.post(&member, &path, &json!(null)).await, 409, "already_member").await;
-    assert_problem(app.post(&leader, &path, &json!(null)).await, 409, "already_member").await;
+    assert_problem(
+        app.post(&member, &path, &json!(null)).await,
+        409,
+        "already_member",
+    )
+    .await;
+    assert_problem(
+        app.post(&leader, &path, &json!(null)).await,
+        409,
+        "already_member",
+    )
+    .await;
 }
 
 async fn the_leader_cannot_leave_and_others_can(app: TestApp) {
@@ -162,8 +191,18 @@ async fn leaving_reopens_a_full_party(app: TestApp) {
     assert_eq!(res.status(), 201);
     let booking: Value = res.json().await.unwrap();
     assert_eq!(booking["party"]["status"], "full");
-    assert_problem(app.post(&other, &path, &json!(null)).await, 409, "party_full").await;
-    let party: Value = app.delete(&member, &format!("{path}/me")).await.json().await.unwrap();
+    assert_problem(
+        app.post(&other, &path, &json!(null)).await,
+        409,
+        "party_full",
+    )
+    .await;
+    let party: Value = app
+        .delete(&member, &format!("{path}/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(party["status"], "recruiting");
     assert_eq!(app.post(&other, &path, &json!(null)).await.status(), 201);
 }
@@ -177,17 +216,43 @@ async fn joining_after_the_deadline_is_refused(app: TestApp) {
     // The deadline is 71 hours away; move past it.
     app.state.clock.advance_ms(72 * 3600 * 1000);
     let late = app.user("late").await;
-    assert_problem(app.post(&late, &path, &json!(null)).await, 409, "deadline_passed").await;
-    assert_problem(app.delete(&member, &format!("{path}/me")).await, 409, "deadline_passed").await;
+    assert_problem(
+        app.post(&late, &path, &json!(null)).await,
+        409,
+        "deadline_passed",
+    )
+    .await;
+    assert_problem(
+        app.delete(&member, &format!("{path}/me")).await,
+        409,
+        "deadline_passed",
+    )
+    .await;
 }
 
 async fn joining_a_cancelled_party_is_refused(app: TestApp) {
     let leader = app.user("leader").await;
     let id = app.party(&leader, 5).await["id"].as_i64().unwrap();
-    let res = app.post(&leader, &format!("/api/v1/parties/{id}/cancel"), &json!({"reason": "비가 와요"})).await;
+    let res = app
+        .post(
+            &leader,
+            &format!("/api/v1/parties/{id}/cancel"),
+            &json!({"reason": "비가 와요"}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let member = app.user("member").await;
-    assert_problem(app.post(&member, &format!("/api/v1/parties/{id}/bookings"), &json!(null)).await, 409, "party_cancelled").await;
+    assert_problem(
+        app.post(
+            &member,
+            &format!("/api/v1/parties/{id}/bookings"),
+            &json!(null),
+        )
+        .await,
+        409,
+        "party_cancelled",
+    )
+    .await;
 }
 
 async fn a_banned_user_cannot_join(app: TestApp) {
@@ -203,23 +268,48 @@ async fn a_banned_user_cannot_join(app: TestApp) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let res = app.post(&banned, &format!("/api/v1/parties/{id}/bookings"), &json!(null)).await;
+    let res = app
+        .post(
+            &banned,
+            &format!("/api/v1/parties/{id}/bookings"),
+            &json!(null),
+        )
+        .await;
     assert_problem(res, 403, "user_banned").await;
-    let party: Value = app.get(None, &format!("/api/v1/parties/{id}")).await.json().await.unwrap();
+    let party: Value = app
+        .get(None, &format!("/api/v1/parties/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(party["joined"], 1, "nothing half-written");
 }
 
 async fn joining_an_unknown_party_is_not_found(app: TestApp) {
     let member = app.user("member").await;
-    assert_problem(app.post(&member, "/api/v1/parties/999999/bookings", &json!(null)).await, 404, "party_not_found").await;
-    let body = assert_problem(app.post(&member, "/api/v1/parties/abc/bookings", &json!(null)).await, 400, "malformed_request").await;
+    assert_problem(
+        app.post(&member, "/api/v1/parties/999999/bookings", &json!(null))
+            .await,
+        404,
+        "party_not_found",
+    )
+    .await;
+    let body = assert_problem(
+        app.post(&member, "/api/v1/parties/abc/bookings", &json!(null))
+            .await,
+        400,
+        "malformed_request",
+    )
+    .await;
     assert_eq!(body["field"], "id");
 }
 
 async fn booking_needs_a_token(app: TestApp) {
     let leader = app.user("leader").await;
     let id = app.party(&leader, 5).await["id"].as_i64().unwrap();
-    let res = app.post_anon(&format!("/api/v1/parties/{id}/bookings"), &json!(null)).await;
+    let res = app
+        .post_anon(&format!("/api/v1/parties/{id}/bookings"), &json!(null))
+        .await;
     assert_problem(res, 401, "unauthorized").await;
     let res = app
         .client
@@ -229,7 +319,12 @@ async fn booking_needs_a_token(app: TestApp) {
         .await
         .unwrap();
     assert_problem(res, 401, "unauthorized").await;
-    let res = app.client.delete(app.url(&format!("/api/v1/parties/{id}/bookings/me"))).send().await.unwrap();
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/parties/{id}/bookings/me")))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 401, "unauthorized").await;
 }
 
@@ -251,11 +346,18 @@ async fn cancel_racing_joins_leaves_a_consistent_party(app: TestApp) {
         let status = res.status().as_u16();
         let body: Value = res.json().await.unwrap();
         assert!(
-            status == 201 || (status == 409 && (body["code"] == "party_cancelled" || body["code"] == "party_full")),
+            status == 201
+                || (status == 409
+                    && (body["code"] == "party_cancelled" || body["code"] == "party_full")),
             "{status} {body}"
         );
     }
-    let party: Value = app.get(None, &format!("/api/v1/parties/{id}")).await.json().await.unwrap();
+    let party: Value = app
+        .get(None, &format!("/api/v1/parties/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(party["status"], "cancelled");
     let active = store::bookings::count_active(app.db(), id).await.unwrap();
     assert_eq!(party["joined"], active, "joined equals booking rows");

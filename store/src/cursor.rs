@@ -17,7 +17,11 @@ pub fn decode(cursor: &str) -> Option<i64> {
 
 /// Builds `next_cursor` for a page fetched with `limit + 1` rows: when the extra row is there, it is
 /// dropped and the cursor points after the last kept row.
-pub fn page<T>(mut rows: Vec<T>, limit: usize, id_of: impl Fn(&T) -> i64) -> (Vec<T>, Option<String>) {
+pub fn page<T>(
+    mut rows: Vec<T>,
+    limit: usize,
+    id_of: impl Fn(&T) -> i64,
+) -> (Vec<T>, Option<String>) {
     if rows.len() > limit {
         rows.truncate(limit);
         let next = rows.last().map(|r| encode(id_of(r)));

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::AnyConnection;
 use sqlx::migrate::Migrator;
+use sqlx::AnyConnection;
 use sqlx::{Any, AnyPool, Executor};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 

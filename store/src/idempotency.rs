@@ -53,12 +53,14 @@ pub async fn claim(
 ) -> Result<Claim> {
     let mut tx = db.begin().await?;
     // An expired key is forgotten, so it may be used afresh.
-    sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2 AND created_at < $3")
-        .bind(user_id)
-        .bind(key)
-        .bind(now - KEEP_MS)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2 AND created_at < $3",
+    )
+    .bind(user_id)
+    .bind(key)
+    .bind(now - KEEP_MS)
+    .execute(tx.conn())
+    .await?;
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (user_id, idem_key, request_hash, state, created_at) \
          VALUES ($1, $2, $3, 'pending', $4) ON CONFLICT (user_id, idem_key) DO NOTHING",
@@ -91,12 +93,14 @@ pub async fn claim(
             response_body: row.response_body,
         })
     } else if row.created_at < now - stale_ms {
-        sqlx::query("UPDATE idempotency_keys SET created_at = $3 WHERE user_id = $1 AND idem_key = $2")
-            .bind(user_id)
-            .bind(key)
-            .bind(now)
-            .execute(tx.conn())
-            .await?;
+        sqlx::query(
+            "UPDATE idempotency_keys SET created_at = $3 WHERE user_id = $1 AND idem_key = $2",
+        )
+        .bind(user_id)
+        .bind(key)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
         Claim::Proceed
     } else {
         Claim::InProgress
@@ -125,11 +129,13 @@ pub async fn complete(db: &Db, user_id: i64, key: &str, response: &StoredRespons
 /// Forgets a claimed key whose request failed on our side (5xx), so a retry runs it again.
 pub async fn release(db: &Db, user_id: i64, key: &str) -> Result<()> {
     let mut tx = db.begin().await?;
-    sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2 AND state = 'pending'")
-        .bind(user_id)
-        .bind(key)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2 AND state = 'pending'",
+    )
+    .bind(user_id)
+    .bind(key)
+    .execute(tx.conn())
+    .await?;
     tx.commit().await
 }
 

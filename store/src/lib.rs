@@ -22,6 +22,7 @@ pub mod markets;
 pub mod outbox;
 pub mod parties;
 mod query;
+pub mod testing;
 pub mod tokens;
 pub mod users;
 

@@ -43,10 +43,12 @@ pub async fn get_market(db: &Db, id: i64) -> Result<Option<Market>> {
 }
 
 pub async fn get_market_on(conn: &mut AnyConnection, id: i64) -> Result<Option<Market>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM markets WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM markets WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 /// A page of markets in id order, after `after` (exclusive), and the cursor of the next page.
@@ -75,7 +77,10 @@ pub async fn list_markets(
         f.where_clause(),
         limit + 1
     );
-    let rows: Vec<Market> = f.bind_all(sqlx::query_as(&sql)).fetch_all(db.pool()).await?;
+    let rows: Vec<Market> = f
+        .bind_all(sqlx::query_as(&sql))
+        .fetch_all(db.pool())
+        .await?;
     Ok(cursor::page(rows, limit, |m| m.id))
 }
 

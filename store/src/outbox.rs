@@ -61,7 +61,10 @@ pub async fn relay_once(db: &Db, bus: &dyn Bus, now: i64, batch: i64) -> Result<
         }
     };
     let mut tx = db.begin().await?;
-    let rows: Vec<OutboxRow> = sqlx::query_as(claim).bind(batch).fetch_all(tx.conn()).await?;
+    let rows: Vec<OutboxRow> = sqlx::query_as(claim)
+        .bind(batch)
+        .fetch_all(tx.conn())
+        .await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -92,10 +95,12 @@ pub async fn relay_once(db: &Db, bus: &dyn Bus, now: i64, batch: i64) -> Result<
 
 /// Deletes events sent more than `keep_ms` ago. Returns how many.
 pub async fn prune(db: &Db, now: i64, keep_ms: i64) -> Result<u64> {
+    let mut tx = db.begin().await?;
     let done = sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1")
         .bind(now - keep_ms)
-        .execute(db.pool())
+        .execute(tx.conn())
         .await?;
+    tx.commit().await?;
     Ok(done.rows_affected())
 }
 

@@ -43,7 +43,8 @@ pub struct Party {
     pub updated_at: i64,
 }
 
-pub(crate) const COLUMNS: &str = "id, leader_id, market_id, item_id, title, description, capacity, \
+pub(crate) const COLUMNS: &str =
+    "id, leader_id, market_id, item_id, title, description, capacity, \
      joined, price_per_share, meet_at, deadline_at, status, cancel_reason, lat, lng, version, \
      created_at, updated_at";
 
@@ -121,10 +122,12 @@ pub async fn get_party(db: &Db, id: i64) -> Result<Option<Party>> {
 }
 
 pub async fn get_party_on(conn: &mut AnyConnection, id: i64) -> Result<Option<Party>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM parties WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM parties WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 /// Creates a party with its leader as the first member.
@@ -185,11 +188,15 @@ pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, Pa
     Ok(party)
 }
 
-pub(crate) async fn users_banned_until(conn: &mut AnyConnection, user_id: i64) -> Result<Option<i64>> {
-    let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT banned_until FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(conn)
-        .await?;
+pub(crate) async fn users_banned_until(
+    conn: &mut AnyConnection,
+    user_id: i64,
+) -> Result<Option<i64>> {
+    let row: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT banned_until FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(conn)
+            .await?;
     Ok(row.and_then(|(until,)| until))
 }
 
@@ -335,7 +342,10 @@ pub async fn list_parties(
         f.where_clause(),
         limit + 1
     );
-    let rows: Vec<Party> = f.bind_all(sqlx::query_as(&sql)).fetch_all(db.pool()).await?;
+    let rows: Vec<Party> = f
+        .bind_all(sqlx::query_as(&sql))
+        .fetch_all(db.pool())
+        .await?;
     Ok(cursor::page(rows, limit, |p| p.id))
 }
 

@@ -73,7 +73,8 @@ impl Filter {
 
     pub fn starts_with(&mut self, column: &'static str, v: &str) {
         let p = self.next(Value::Str(format!("{}%", escape_like(v))));
-        self.conditions.push(format!("{column} LIKE {p} ESCAPE '\\'"));
+        self.conditions
+            .push(format!("{column} LIKE {p} ESCAPE '\\'"));
     }
 
     /// `WHERE a AND b ...`, or nothing.

@@ -102,7 +102,15 @@ pub async fn rotate_refresh_token(
         tx.commit().await?;
         return Ok(Rotation::Reused);
     }
-    insert(tx.conn(), row.user_id, &row.family_id, new_hash, now, expires_at).await?;
+    insert(
+        tx.conn(),
+        row.user_id,
+        &row.family_id,
+        new_hash,
+        now,
+        expires_at,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Rotation::Rotated {
         user_id: row.user_id,
@@ -110,11 +118,13 @@ pub async fn rotate_refresh_token(
 }
 
 async fn revoke_family(conn: &mut sqlx::AnyConnection, family_id: &str, now: i64) -> Result<()> {
-    sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
-        .bind(family_id)
-        .bind(now)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(family_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -122,12 +132,13 @@ async fn revoke_family(conn: &mut sqlx::AnyConnection, family_id: &str, now: i64
 /// `user_id`. Returns whether a family was found.
 pub async fn revoke_by_token(db: &Db, user_id: i64, token_hash: &str, now: i64) -> Result<bool> {
     let mut tx = db.begin().await?;
-    let family: Option<(String,)> =
-        sqlx::query_as("SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2")
-            .bind(token_hash)
-            .bind(user_id)
-            .fetch_optional(tx.conn())
-            .await?;
+    let family: Option<(String,)> = sqlx::query_as(
+        "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2",
+    )
+    .bind(token_hash)
+    .bind(user_id)
+    .fetch_optional(tx.conn())
+    .await?;
     let Some((family,)) = family else {
         return Ok(false);
     };
@@ -139,10 +150,12 @@ pub async fn revoke_by_token(db: &Db, user_id: i64, token_hash: &str, now: i64) 
 /// Logs out everywhere: revokes every refresh token of `user_id`.
 pub async fn revoke_all(db: &Db, user_id: i64, now: i64) -> Result<()> {
     let mut tx = db.begin().await?;
-    sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-        .bind(user_id)
-        .bind(now)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
     tx.commit().await
 }

@@ -17,15 +17,21 @@ pub struct AuthUser {
 pub fn bearer(parts: &axum::http::HeaderMap) -> Option<&str> {
     let value = parts.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers)
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token in the Authorization header"))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized("missing bearer token in the Authorization header")
+        })?;
         let id = state
             .keys
             .verify(token)

@@ -80,19 +80,29 @@ impl From<User> for UserView {
         (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` naming `email`, `password` or `nickname`", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn signup(State(state): State<AppState>, Json(req): Json<SignupRequest>) -> ApiResult<impl IntoResponse> {
+async fn signup(
+    State(state): State<AppState>,
+    Json(req): Json<SignupRequest>,
+) -> ApiResult<impl IntoResponse> {
     let email = Email::parse(&req.email)?;
     let password = Password::parse(req.password)?;
     let nickname = Nickname::parse(&req.nickname)?;
     let hash = password::hash(password.into_inner()).await?;
-    let user = users::insert_user(&state.db, email.as_str(), &hash, nickname.as_str(), state.now())
-        .await
-        .map_err(|e| match e {
-            SignupError::EmailTaken => {
-                ApiError::conflict("email_taken", "an account with this email already exists").with_field("email")
-            }
-            SignupError::Store(e) => e.into(),
-        })?;
+    let user = users::insert_user(
+        &state.db,
+        email.as_str(),
+        &hash,
+        nickname.as_str(),
+        state.now(),
+    )
+    .await
+    .map_err(|e| match e {
+        SignupError::EmailTaken => {
+            ApiError::conflict("email_taken", "an account with this email already exists")
+                .with_field("email")
+        }
+        SignupError::Store(e) => e.into(),
+    })?;
     tracing::info!(user.id = user.id, "account created");
     Ok((StatusCode::CREATED, axum::Json(UserView::from(user))))
 }
@@ -123,7 +133,11 @@ fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-async fn issue_pair(state: &AppState, user_id: i64, family: Option<String>) -> ApiResult<(TokenPair, String)> {
+async fn issue_pair(
+    state: &AppState,
+    user_id: i64,
+    family: Option<String>,
+) -> ApiResult<(TokenPair, String)> {
     let now = state.now();
     let access_token = state.keys.issue(user_id, now).map_err(ApiError::internal)?;
     let refresh_token = random_token();
@@ -143,7 +157,12 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientPeer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientPeer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+        Ok(ClientPeer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
     }
 }
 
@@ -165,7 +184,10 @@ fn client_addr(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) 
 async fn check_login_rate(state: &AppState, email: &Email, addr: Option<IpAddr>) -> ApiResult<()> {
     let s = &state.settings;
     // Keys hold hashes, not emails: no personal data in Redis.
-    let mut checks = vec![(format!("login:email:{}", sha256_hex(email.as_str())), s.login_limit_per_email)];
+    let mut checks = vec![(
+        format!("login:email:{}", sha256_hex(email.as_str())),
+        s.login_limit_per_email,
+    )];
     if let Some(addr) = addr {
         checks.push((format!("login:addr:{addr}"), s.login_limit_per_addr));
     }
@@ -207,12 +229,24 @@ async fn login(
     };
     let ok = password::verify(req.password, hash).await?;
     let Some(user) = user.filter(|_| ok) else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong email or password"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "wrong email or password",
+        ));
     };
     let (pair, family) = issue_pair(&state, user.id, None).await?;
     let now = state.now();
     let expires = now + state.settings.refresh_ttl.as_millis() as i64;
-    tokens::insert_refresh_token(&state.db, user.id, &family, &sha256_hex(&pair.refresh_token), now, expires).await?;
+    tokens::insert_refresh_token(
+        &state.db,
+        user.id,
+        &family,
+        &sha256_hex(&pair.refresh_token),
+        now,
+        expires,
+    )
+    .await?;
     tracing::info!(user.id = user.id, "logged in");
     Ok(axum::Json(pair))
 }
@@ -229,11 +263,21 @@ pub struct RefreshRequest {
         (status = 200, description = "New tokens", body = TokenPair),
         (status = 401, description = "`invalid_refresh_token` or `refresh_token_reused`", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshRequest>) -> ApiResult<axum::Json<TokenPair>> {
+async fn refresh(
+    State(state): State<AppState>,
+    Json(req): Json<RefreshRequest>,
+) -> ApiResult<axum::Json<TokenPair>> {
     let now = state.now();
     let expires = now + state.settings.refresh_ttl.as_millis() as i64;
     let next = random_token();
-    let rotation = tokens::rotate_refresh_token(&state.db, &sha256_hex(&req.refresh_token), &sha256_hex(&next), now, expires).await?;
+    let rotation = tokens::rotate_refresh_token(
+        &state.db,
+        &sha256_hex(&req.refresh_token),
+        &sha256_hex(&next),
+        now,
+        expires,
+    )
+    .await?;
     match rotation {
         Rotation::Rotated { user_id } => {
             let access_token = state.keys.issue(user_id, now).map_err(ApiError::internal)?;
@@ -244,10 +288,18 @@ async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshRequest>)
                 refresh_token: next,
             }))
         }
-        Rotation::Invalid => Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token", "refresh token is unknown, expired or revoked")),
+        Rotation::Invalid => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_refresh_token",
+            "refresh token is unknown, expired or revoked",
+        )),
         Rotation::Reused => {
             tracing::warn!("refresh token reused; its family is revoked");
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, "refresh_token_reused", "refresh token was already used; all sessions from that login are revoked"))
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "refresh_token_reused",
+                "refresh token was already used; all sessions from that login are revoked",
+            ))
         }
     }
 }
@@ -266,7 +318,11 @@ pub struct LogoutRequest {
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such session of this user", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn logout(State(state): State<AppState>, user: AuthUser, body: axum::body::Bytes) -> ApiResult<StatusCode> {
+async fn logout(
+    State(state): State<AppState>,
+    user: AuthUser,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
     let req: LogoutRequest = if body.iter().all(u8::is_ascii_whitespace) {
         LogoutRequest::default()
     } else {
@@ -292,6 +348,7 @@ async fn logout(State(state): State<AppState>, user: AuthUser, body: axum::body:
     ))]
 async fn get_me(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum::Json<UserView>> {
     let found = users::get_user(&state.db, user.id).await?;
-    let user = found.ok_or_else(|| ApiError::unauthorized("the account of this token no longer exists"))?;
+    let user = found
+        .ok_or_else(|| ApiError::unauthorized("the account of this token no longer exists"))?;
     Ok(axum::Json(UserView::from(user)))
 }

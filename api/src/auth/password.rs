@@ -1,6 +1,8 @@
 //! Password hashing with argon2id, run on the blocking pool so it never stalls the async workers.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 use crate::error::ApiError;
@@ -61,7 +63,9 @@ mod tests {
     async fn a_hash_verifies_its_password_only() {
         let phc = hash("correct horse".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$"));
-        assert!(verify("correct horse".into(), Some(phc.clone())).await.unwrap());
+        assert!(verify("correct horse".into(), Some(phc.clone()))
+            .await
+            .unwrap());
         assert!(!verify("wrong horse".into(), Some(phc)).await.unwrap());
     }
 

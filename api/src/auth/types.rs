@@ -19,7 +19,11 @@ impl Email {
         if local.is_empty() || local.len() > 64 {
             return Err(invalid("needs 1 to 64 characters before @"));
         }
-        if domain.contains('@') || !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') {
+        if domain.contains('@')
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+        {
             return Err(invalid("needs a domain such as example.com after @"));
         }
         if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -40,10 +44,16 @@ impl Password {
     pub fn parse(raw: String) -> Result<Self, ApiError> {
         let n = raw.chars().count();
         if n < 8 {
-            return Err(ApiError::invalid("password", "password must be at least 8 characters"));
+            return Err(ApiError::invalid(
+                "password",
+                "password must be at least 8 characters",
+            ));
         }
         if n > 128 {
-            return Err(ApiError::invalid("password", "password must be at most 128 characters"));
+            return Err(ApiError::invalid(
+                "password",
+                "password must be at most 128 characters",
+            ));
         }
         Ok(Password(raw))
     }
@@ -61,10 +71,16 @@ impl Nickname {
         let nick = raw.trim();
         let n = nick.chars().count();
         if n == 0 || n > 30 {
-            return Err(ApiError::invalid("nickname", "nickname must be 1 to 30 characters"));
+            return Err(ApiError::invalid(
+                "nickname",
+                "nickname must be 1 to 30 characters",
+            ));
         }
         if nick.chars().any(char::is_control) {
-            return Err(ApiError::invalid("nickname", "nickname must not contain control characters"));
+            return Err(ApiError::invalid(
+                "nickname",
+                "nickname must not contain control characters",
+            ));
         }
         Ok(Nickname(nick.to_owned()))
     }
@@ -80,12 +96,23 @@ mod tests {
 
     #[test]
     fn emails_are_normalised() {
-        assert_eq!(Email::parse("  Kim@Example.COM ").unwrap().as_str(), "kim@example.com");
+        assert_eq!(
+            Email::parse("  Kim@Example.COM ").unwrap().as_str(),
+            "kim@example.com"
+        );
     }
 
     #[test]
     fn malformed_emails_are_refused_naming_the_field() {
-        for bad in ["", "kim", "kim@", "@example.com", "kim@localhost", "k m@example.com", "a@b@c.com"] {
+        for bad in [
+            "",
+            "kim",
+            "kim@",
+            "@example.com",
+            "kim@localhost",
+            "k m@example.com",
+            "a@b@c.com",
+        ] {
             let err = Email::parse(bad).unwrap_err();
             assert_eq!(err.field.as_deref(), Some("email"), "{bad}");
         }

@@ -41,12 +41,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 403, description = "`user_banned`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, `market_not_found`, `item_not_found`, `market_without_location`, naming the field", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn create_party(State(state): State<AppState>, user: AuthUser, Json(req): Json<CreatePartyRequest>) -> ApiResult<impl IntoResponse> {
+async fn create_party(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<CreatePartyRequest>,
+) -> ApiResult<impl IntoResponse> {
     let new = req.parse(user.id)?;
     let party = parties::create_party(&state.db, &new, state.now()).await?;
     tracing::info!(party.id = party.id, user.id = user.id, "party created");
     let location = format!("/api/v1/parties/{}", party.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(PartyView::from(party))))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(PartyView::from(party)),
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -68,12 +76,18 @@ pub struct PartyQuery {
         (status = 400, description = "`malformed_request` naming the parameter", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` naming the parameter", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list_parties(State(state): State<AppState>, Query(q): Query<PartyQuery>) -> ApiResult<axum::Json<Page<PartyView>>> {
+async fn list_parties(
+    State(state): State<AppState>,
+    Query(q): Query<PartyQuery>,
+) -> ApiResult<axum::Json<Page<PartyView>>> {
     let limit = paging::limit(q.limit)?;
     let before = paging::cursor(q.cursor.as_deref())?;
     if let Some(s) = &q.status {
         if !status::ALL.contains(&s.as_str()) {
-            return Err(ApiError::invalid("status", format!("status must be one of {}", status::ALL.join(", "))));
+            return Err(ApiError::invalid(
+                "status",
+                format!("status must be one of {}", status::ALL.join(", ")),
+            ));
         }
     }
     let filter = PartyFilter {
@@ -94,10 +108,13 @@ async fn list_parties(State(state): State<AppState>, Query(q): Query<PartyQuery>
         (status = 200, description = "The party", body = PartyView),
         (status = 404, description = "`party_not_found`", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn get_party(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<axum::Json<PartyView>> {
-    let party = parties::get_party(&state.db, id)
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "party_not_found", "party not found"))?;
+async fn get_party(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<PartyView>> {
+    let party = parties::get_party(&state.db, id).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "party_not_found", "party not found")
+    })?;
     Ok(axum::Json(party.into()))
 }
 
@@ -112,7 +129,12 @@ async fn get_party(State(state): State<AppState>, Path(id): Path<i64>) -> ApiRes
         (status = 409, description = "`invalid_party_status`, `party_already_met`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` naming the field", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn update_party(State(state): State<AppState>, user: AuthUser, Path(id): Path<i64>, Json(req): Json<UpdatePartyRequest>) -> ApiResult<axum::Json<PartyView>> {
+async fn update_party(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+    Json(req): Json<UpdatePartyRequest>,
+) -> ApiResult<axum::Json<PartyView>> {
     let patch = req.parse()?;
     let party = parties::update_party(&state.db, id, user.id, &patch, state.now()).await?;
     Ok(axum::Json(party.into()))
@@ -130,7 +152,12 @@ async fn update_party(State(state): State<AppState>, user: AuthUser, Path(id): P
         (status = 409, description = "`invalid_party_status`, `party_already_met`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` naming `reason`", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn cancel_party(State(state): State<AppState>, user: AuthUser, Path(id): Path<i64>, Json(req): Json<CancelPartyRequest>) -> ApiResult<axum::Json<PartyView>> {
+async fn cancel_party(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+    Json(req): Json<CancelPartyRequest>,
+) -> ApiResult<axum::Json<PartyView>> {
     let reason = req.parse()?;
     let party = parties::cancel_party(&state.db, id, user.id, &reason, state.now()).await?;
     tracing::info!(party.id = id, user.id = user.id, "party cancelled");
@@ -160,7 +187,11 @@ pub struct BookingView {
         (status = 404, description = "`party_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`party_full`, `deadline_passed`, `party_cancelled`, `party_closed`, `already_member`", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn join_party(State(state): State<AppState>, user: AuthUser, Path(id): Path<i64>) -> ApiResult<impl IntoResponse> {
+async fn join_party(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<impl IntoResponse> {
     let (party, booking) = bookings::join_party(&state.db, id, user.id, state.now()).await?;
     tracing::info!(party.id = id, user.id = user.id, "joined party");
     Ok((
@@ -185,7 +216,11 @@ async fn join_party(State(state): State<AppState>, user: AuthUser, Path(id): Pat
         (status = 404, description = "`party_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`not_a_member`, `leader_cannot_leave`, `deadline_passed`, `party_cancelled`, `party_closed`", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn leave_party(State(state): State<AppState>, user: AuthUser, Path(id): Path<i64>) -> ApiResult<axum::Json<PartyView>> {
+async fn leave_party(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<PartyView>> {
     let party = bookings::leave_party(&state.db, id, user.id, state.now()).await?;
     tracing::info!(party.id = id, user.id = user.id, "left party");
     Ok(axum::Json(party.into()))
@@ -219,21 +254,35 @@ pub struct MyPartyView {
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` naming the parameter", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list_my_parties(State(state): State<AppState>, user: AuthUser, Query(q): Query<MyPartyQuery>) -> ApiResult<axum::Json<Page<MyPartyView>>> {
+async fn list_my_parties(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<MyPartyQuery>,
+) -> ApiResult<axum::Json<Page<MyPartyView>>> {
     let limit = paging::limit(q.limit)?;
     let before = paging::cursor(q.cursor.as_deref())?;
     let role = match q.role.as_deref() {
         None | Some("any") => Role::Any,
         Some("leader") => Role::Leader,
         Some("member") => Role::Member,
-        Some(_) => return Err(ApiError::invalid("role", "role must be leader, member or any")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "role",
+                "role must be leader, member or any",
+            ))
+        }
     };
-    let (rows, next_cursor) = parties::list_user_parties(&state.db, user.id, role, before, limit).await?;
+    let (rows, next_cursor) =
+        parties::list_user_parties(&state.db, user.id, role, before, limit).await?;
     Ok(axum::Json(Page {
         items: rows
             .into_iter()
             .map(|mp| MyPartyView {
-                role: if mp.party.leader_id == user.id { "leader" } else { "member" },
+                role: if mp.party.leader_id == user.id {
+                    "leader"
+                } else {
+                    "member"
+                },
                 booking_status: mp.booking_status,
                 party: mp.party.into(),
             })

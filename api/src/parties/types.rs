@@ -88,7 +88,10 @@ fn title(raw: &str) -> Result<String, ApiError> {
     let t = raw.trim();
     let n = t.chars().count();
     if n == 0 || n > TITLE_MAX {
-        return Err(ApiError::invalid("title", format!("title must be 1 to {TITLE_MAX} characters")));
+        return Err(ApiError::invalid(
+            "title",
+            format!("title must be 1 to {TITLE_MAX} characters"),
+        ));
     }
     Ok(t.to_owned())
 }
@@ -96,14 +99,20 @@ fn title(raw: &str) -> Result<String, ApiError> {
 fn description(raw: &str) -> Result<String, ApiError> {
     let d = raw.trim();
     if d.chars().count() > DESCRIPTION_MAX {
-        return Err(ApiError::invalid("description", format!("description must be at most {DESCRIPTION_MAX} characters")));
+        return Err(ApiError::invalid(
+            "description",
+            format!("description must be at most {DESCRIPTION_MAX} characters"),
+        ));
     }
     Ok(d.to_owned())
 }
 
 fn positive_id(id: i64, field: &str) -> Result<i64, ApiError> {
     if id <= 0 {
-        return Err(ApiError::invalid(field, format!("{field} must be a positive id")));
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be a positive id"),
+        ));
     }
     Ok(id)
 }
@@ -112,10 +121,19 @@ impl CreatePartyRequest {
     /// Checks shapes and ranges; time rules against "now" are the store's.
     pub fn parse(self, leader_id: i64) -> Result<NewParty, ApiError> {
         if !(2..=50).contains(&self.capacity) {
-            return Err(ApiError::invalid("capacity", "capacity must be between 2 and 50, the leader included"));
+            return Err(ApiError::invalid(
+                "capacity",
+                "capacity must be between 2 and 50, the leader included",
+            ));
         }
-        if self.price_per_share.is_some_and(|p| !(0..=PRICE_MAX).contains(&p)) {
-            return Err(ApiError::invalid("price_per_share", format!("price_per_share must be between 0 and {PRICE_MAX} KRW")));
+        if self
+            .price_per_share
+            .is_some_and(|p| !(0..=PRICE_MAX).contains(&p))
+        {
+            return Err(ApiError::invalid(
+                "price_per_share",
+                format!("price_per_share must be between 0 and {PRICE_MAX} KRW"),
+            ));
         }
         Ok(NewParty {
             leader_id,
@@ -143,7 +161,10 @@ pub struct UpdatePartyRequest {
 impl UpdatePartyRequest {
     pub fn parse(self) -> Result<PartyPatch, ApiError> {
         if self.title.is_none() && self.description.is_none() && self.meet_at.is_none() {
-            return Err(ApiError::invalid("title", "give at least one of title, description, meet_at"));
+            return Err(ApiError::invalid(
+                "title",
+                "give at least one of title, description, meet_at",
+            ));
         }
         Ok(PartyPatch {
             title: self.title.as_deref().map(title).transpose()?,
@@ -165,30 +186,59 @@ impl CancelPartyRequest {
         let r = self.reason.trim();
         let n = r.chars().count();
         if n == 0 || n > 500 {
-            return Err(ApiError::invalid("reason", "reason must be 1 to 500 characters"));
+            return Err(ApiError::invalid(
+                "reason",
+                "reason must be 1 to 500 characters",
+            ));
         }
         Ok(r.to_owned())
     }
 }
 
 fn banned(until: i64) -> ApiError {
-    ApiError::forbidden("user_banned", format!("you are banned from parties until {}", Timestamp(until).to_rfc3339()))
+    ApiError::forbidden(
+        "user_banned",
+        format!(
+            "you are banned from parties until {}",
+            Timestamp(until).to_rfc3339()
+        ),
+    )
 }
 
 impl From<PartyError> for ApiError {
     fn from(err: PartyError) -> Self {
         use axum::http::StatusCode;
         match err {
-            PartyError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "party_not_found", "party not found"),
-            PartyError::MarketNotFound => ApiError::invalid("market_id", "no active market with this id").with_code("market_not_found"),
-            PartyError::MarketWithoutLocation => ApiError::invalid("market_id", "this market has no coordinates yet").with_code("market_without_location"),
-            PartyError::ItemNotFound => ApiError::invalid("item_id", "no active item with this id").with_code("item_not_found"),
-            PartyError::NotLeader => ApiError::forbidden("not_party_leader", "only the party's leader may do this"),
+            PartyError::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "party_not_found", "party not found")
+            }
+            PartyError::MarketNotFound => {
+                ApiError::invalid("market_id", "no active market with this id")
+                    .with_code("market_not_found")
+            }
+            PartyError::MarketWithoutLocation => {
+                ApiError::invalid("market_id", "this market has no coordinates yet")
+                    .with_code("market_without_location")
+            }
+            PartyError::ItemNotFound => ApiError::invalid("item_id", "no active item with this id")
+                .with_code("item_not_found"),
+            PartyError::NotLeader => {
+                ApiError::forbidden("not_party_leader", "only the party's leader may do this")
+            }
             PartyError::MeetInPast => ApiError::invalid("meet_at", "meet_at must be in the future"),
-            PartyError::DeadlineInPast => ApiError::invalid("deadline_at", "deadline_at must be in the future"),
-            PartyError::DeadlineAfterMeet => ApiError::invalid("deadline_at", "the booking deadline must not be after the meet time"),
-            PartyError::AlreadyMet => ApiError::conflict("party_already_met", "the party's meet time has passed"),
-            PartyError::WrongStatus(status) => ApiError::conflict("invalid_party_status", format!("the party is {status}")),
+            PartyError::DeadlineInPast => {
+                ApiError::invalid("deadline_at", "deadline_at must be in the future")
+            }
+            PartyError::DeadlineAfterMeet => ApiError::invalid(
+                "deadline_at",
+                "the booking deadline must not be after the meet time",
+            ),
+            PartyError::AlreadyMet => {
+                ApiError::conflict("party_already_met", "the party's meet time has passed")
+            }
+            PartyError::WrongStatus(status) => {
+                ApiError::conflict("invalid_party_status", format!("the party is {status}"))
+            }
             PartyError::Banned(until) => banned(until),
             PartyError::Store(e) => e.into(),
         }
@@ -199,16 +249,33 @@ impl From<BookingError> for ApiError {
     fn from(err: BookingError) -> Self {
         use axum::http::StatusCode;
         match err {
-            BookingError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "party_not_found", "party not found"),
+            BookingError::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "party_not_found", "party not found")
+            }
             BookingError::Full => ApiError::conflict("party_full", "the party is full"),
-            BookingError::DeadlinePassed => ApiError::conflict("deadline_passed", "the booking deadline has passed"),
-            BookingError::Cancelled => ApiError::conflict("party_cancelled", "the party was cancelled"),
-            BookingError::Closed(status) => ApiError::conflict("party_closed", format!("the party is {status}")),
-            BookingError::AlreadyMember => ApiError::conflict("already_member", "you are already a member of this party"),
-            BookingError::NotMember => ApiError::conflict("not_a_member", "you are not a member of this party"),
-            BookingError::LeaderCannotLeave => ApiError::conflict("leader_cannot_leave", "the leader cannot leave; cancel the party instead"),
+            BookingError::DeadlinePassed => {
+                ApiError::conflict("deadline_passed", "the booking deadline has passed")
+            }
+            BookingError::Cancelled => {
+                ApiError::conflict("party_cancelled", "the party was cancelled")
+            }
+            BookingError::Closed(status) => {
+                ApiError::conflict("party_closed", format!("the party is {status}"))
+            }
+            BookingError::AlreadyMember => {
+                ApiError::conflict("already_member", "you are already a member of this party")
+            }
+            BookingError::NotMember => {
+                ApiError::conflict("not_a_member", "you are not a member of this party")
+            }
+            BookingError::LeaderCannotLeave => ApiError::conflict(
+                "leader_cannot_leave",
+                "the leader cannot leave; cancel the party instead",
+            ),
             BookingError::Banned(until) => banned(until),
-            BookingError::Store(_) => ApiError::internal(std::io::Error::other("booking storage failure")),
+            BookingError::Store(_) => {
+                ApiError::internal(std::io::Error::other("booking storage failure"))
+            }
         }
     }
 }

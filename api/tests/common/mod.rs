@@ -8,12 +8,10 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::Once;
 use std::time::Duration;
 
 use api::server::Server;
 use api::state::{AppState, Settings};
-use rand::Rng;
 use serde_json::{json, Value};
 use store::live::Live;
 use store::{Clock, Db};
@@ -49,73 +47,15 @@ macro_rules! on_both_backends {
     };
 }
 
-pub fn services_required() -> bool {
-    std::env::var("GONGGU_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
-}
-
-/// The PostgreSQL and Redis URLs for scale-out tests, or `None` (after saying so) when unset.
-pub fn scaled_urls() -> Option<(String, String)> {
-    let db = std::env::var("GONGGU_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty());
-    let redis = std::env::var("GONGGU_TEST_REDIS_URL").ok().filter(|s| !s.is_empty());
-    match (db, redis) {
-        (Some(db), Some(redis)) => Some((db, redis)),
-        _ if services_required() => {
-            panic!("GONGGU_TEST_REQUIRE_SERVICES is set but GONGGU_TEST_DATABASE_URL / GONGGU_TEST_REDIS_URL are not")
-        }
-        _ => {
-            eprintln!("skipped: set GONGGU_TEST_DATABASE_URL and GONGGU_TEST_REDIS_URL to run on PostgreSQL and Redis");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    format!("{prefix}_{secs}_{:08x}", rand::thread_rng().gen::<u32>())
-}
-
-/// A fresh PostgreSQL schema; returns the URL that uses it. Schemas left by runs over an hour ago
-/// are dropped on the way.
-pub async fn fresh_pg_url(base: &str) -> String {
-    static CLEANUP: Once = Once::new();
-    let admin = Db::connect(base, 2).await.expect("connect to GONGGU_TEST_DATABASE_URL");
-    let mut cleanup = false;
-    CLEANUP.call_once(|| cleanup = true);
-    if cleanup {
-        let cutoff = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            - 3600;
-        let old: Vec<(String,)> = sqlx::query_as("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'gt\\_%'")
-            .fetch_all(admin.pool())
-            .await
-            .unwrap_or_default();
-        for (name,) in old {
-            let secs = name.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
-            if secs.is_some_and(|s| s < cutoff) {
-                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).execute(admin.pool()).await;
-            }
-        }
-    }
-    let schema = unique("gt");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(admin.pool())
-        .await
-        .expect("create test schema");
-    admin.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
-}
+pub use store::testing::{fresh_pg_url, scaled_urls, unique_name as unique};
 
 /// A fresh database and live state for `backend`, or `None` when scale-out is not configured.
 pub async fn fresh_backends(backend: Backend, dir: &std::path::Path) -> Option<(Db, Live)> {
     match backend {
         Backend::Embedded => {
-            let db = Db::connect(&Db::sqlite_url(&dir.join("test.db")), 8).await.expect("open sqlite");
+            let db = Db::connect(&Db::sqlite_url(&dir.join("test.db")), 8)
+                .await
+                .expect("open sqlite");
             db.migrate().await.expect("migrate sqlite");
             Some((db, Live::memory()))
         }
@@ -124,7 +64,9 @@ pub async fn fresh_backends(backend: Backend, dir: &std::path::Path) -> Option<(
             let url = fresh_pg_url(&db_url).await;
             let db = Db::connect(&url, 8).await.expect("open postgres schema");
             db.migrate().await.expect("migrate postgres");
-            let live = Live::redis(&redis_url, &unique("gt")).await.expect("connect redis");
+            let live = Live::redis(&redis_url, &unique("gt"))
+                .await
+                .expect("connect redis");
             Some((db, live))
         }
     }
@@ -156,7 +98,13 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, settings: Settings) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("tempdir");
         let (db, live) = fresh_backends(backend, dir.path()).await?;
-        let state = AppState::new(db, live, Clock::system(), b"test-secret-test-secret-test-secret", settings);
+        let state = AppState::new(
+            db,
+            live,
+            Clock::system(),
+            b"test-secret-test-secret-test-secret",
+            settings,
+        );
         let server = api::server::start(state.clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .expect("start server");
@@ -165,7 +113,10 @@ impl TestApp {
             backend,
             addr,
             base: format!("http://{addr}"),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
             state,
             server: Some(server),
             _dir: dir,
@@ -189,9 +140,15 @@ impl TestApp {
     /// Makes a user straight in the store and issues a token for them.
     pub async fn user(&self, nickname: &str) -> TestUser {
         let email = format!("{}@test.gonggu.kr", unique(nickname).to_lowercase());
-        let user = store::users::insert_user(self.db(), &email, "not-a-real-hash", nickname, self.state.now())
-            .await
-            .expect("insert user");
+        let user = store::users::insert_user(
+            self.db(),
+            &email,
+            "not-a-real-hash",
+            nickname,
+            self.state.now(),
+        )
+        .await
+        .expect("insert user");
         let token = self.state.keys.issue(user.id, self.state.now()).unwrap();
         TestUser { id: user.id, token }
     }
@@ -256,7 +213,11 @@ impl TestApp {
     pub async fn party(&self, leader: &TestUser, capacity: i64) -> Value {
         let (market, item) = self.market_and_item().await;
         let res = self
-            .post(leader, "/api/v1/parties", &self.party_body(market, item, capacity))
+            .post(
+                leader,
+                "/api/v1/parties",
+                &self.party_body(market, item, capacity),
+            )
             .await;
         assert_eq!(res.status(), 201, "create party");
         res.json().await.unwrap()
@@ -281,15 +242,31 @@ impl TestApp {
     }
 
     pub async fn post_anon(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn delete(&self, user: &TestUser, path: &str) -> reqwest::Response {
-        self.client.delete(self.url(path)).bearer_auth(&user.token).send().await.expect("request")
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn patch(&self, user: &TestUser, path: &str, body: &Value) -> reqwest::Response {
-        self.client.patch(self.url(path)).bearer_auth(&user.token).json(body).send().await.expect("request")
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(&user.token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 }
 

@@ -119,7 +119,12 @@ pub struct MemoryRateLimiter {
 
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
-    async fn hit(&self, key: &str, limit: u64, window: Duration) -> Result<RateDecision, LiveError> {
+    async fn hit(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+    ) -> Result<RateDecision, LiveError> {
         let now = Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         sweep(&mut windows, |(_, ends)| *ends > now);

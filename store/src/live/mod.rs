@@ -94,7 +94,8 @@ pub struct RateDecision {
 /// Fixed-window attempt counters: at most `limit` attempts per `window` for a key.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    async fn hit(&self, key: &str, limit: u64, window: Duration) -> Result<RateDecision, LiveError>;
+    async fn hit(&self, key: &str, limit: u64, window: Duration)
+        -> Result<RateDecision, LiveError>;
 }
 
 /// The live-state backends of one process, chosen from configuration.

@@ -93,9 +93,7 @@ impl RedisLive {
     }
 
     pub fn cache(&self) -> RedisCache {
-        RedisCache {
-            live: self.clone(),
-        }
+        RedisCache { live: self.clone() }
     }
 
     pub fn limiter(&self) -> RedisRateLimiter {
@@ -274,7 +272,12 @@ pub struct RedisRateLimiter {
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
-    async fn hit(&self, key: &str, limit: u64, window: Duration) -> Result<RateDecision, LiveError> {
+    async fn hit(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+    ) -> Result<RateDecision, LiveError> {
         let mut con = self.live.manager();
         let (count, ttl): (u64, i64) = self
             .script

@@ -1,0 +1,258 @@
+//! The live-state contract: the in-process and the Redis implementations must both pass every
+//! test here. Redis runs when `GONGGU_TEST_REDIS_URL` is set (CI sets it and
+//! `GONGGU_TEST_REQUIRE_SERVICES=1`, which turns a missing service into a failure).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use store::live::{BusMessage, Live};
+use tokio::time::timeout;
+
+fn redis_url() -> Option<String> {
+    store::testing::scaled_urls().map(|(_, redis)| redis)
+}
+
+fn prefix() -> String {
+    store::testing::unique_name("gt-live")
+}
+
+async fn redis_live() -> Option<Live> {
+    let url = redis_url()?;
+    Some(
+        Live::redis(&url, &prefix())
+            .await
+            .expect("connect to redis"),
+    )
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn memory() {
+                    super::$name(store::live::Live::memory()).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis() {
+                    if let Some(live) = super::redis_live().await {
+                        super::$name(live).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+contract!(
+    a_subscriber_gets_what_is_published_after_it_subscribed_in_order,
+    every_subscriber_of_a_topic_gets_each_message,
+    topics_are_kept_apart,
+    a_cached_value_is_read_back_until_deleted,
+    a_cached_value_expires_after_its_ttl,
+    counters_count_up_from_one,
+    the_rate_limiter_refuses_past_the_limit_per_key,
+    the_rate_limit_window_resets,
+);
+
+async fn recv(sub: &mut store::live::Subscription) -> BusMessage {
+    timeout(Duration::from_secs(5), sub.recv())
+        .await
+        .expect("a message within 5 s")
+        .expect("bus open")
+}
+
+async fn a_subscriber_gets_what_is_published_after_it_subscribed_in_order(live: Live) {
+    let mut sub = live.bus.subscribe("t").await.unwrap();
+    for i in 0..20 {
+        live.bus
+            .publish("t", format!("m{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    for i in 0..20 {
+        assert_eq!(
+            recv(&mut sub).await,
+            BusMessage::Payload(Bytes::from(format!("m{i}")))
+        );
+    }
+}
+
+async fn every_subscriber_of_a_topic_gets_each_message(live: Live) {
+    let mut a = live.bus.subscribe("t").await.unwrap();
+    let mut b = live.bus.subscribe("t").await.unwrap();
+    live.bus.publish("t", b"hello").await.unwrap();
+    assert_eq!(
+        recv(&mut a).await,
+        BusMessage::Payload(Bytes::from_static(b"hello"))
+    );
+    assert_eq!(
+        recv(&mut b).await,
+        BusMessage::Payload(Bytes::from_static(b"hello"))
+    );
+}
+
+async fn topics_are_kept_apart(live: Live) {
+    let mut parties = live.bus.subscribe("parties").await.unwrap();
+    live.bus.publish("chat", b"not for you").await.unwrap();
+    live.bus.publish("parties", b"for you").await.unwrap();
+    assert_eq!(
+        recv(&mut parties).await,
+        BusMessage::Payload(Bytes::from_static(b"for you"))
+    );
+}
+
+async fn a_cached_value_is_read_back_until_deleted(live: Live) {
+    let cache = &live.cache;
+    assert_eq!(cache.get("k").await.unwrap(), None);
+    cache
+        .set("k", b"v1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get("k").await.unwrap(),
+        Some(Bytes::from_static(b"v1"))
+    );
+    cache
+        .set("k", b"v2", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get("k").await.unwrap(),
+        Some(Bytes::from_static(b"v2"))
+    );
+    cache.delete("k").await.unwrap();
+    assert_eq!(cache.get("k").await.unwrap(), None);
+}
+
+async fn a_cached_value_expires_after_its_ttl(live: Live) {
+    live.cache
+        .set("short", b"v", Duration::from_millis(100))
+        .await
+        .unwrap();
+    live.cache
+        .set("long", b"v", Duration::from_secs(60))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(live.cache.get("short").await.unwrap(), None);
+    assert!(live.cache.get("long").await.unwrap().is_some());
+}
+
+async fn counters_count_up_from_one(live: Live) {
+    assert_eq!(live.cache.incr("gen").await.unwrap(), 1);
+    assert_eq!(live.cache.incr("gen").await.unwrap(), 2);
+    assert_eq!(
+        live.cache.get("gen").await.unwrap(),
+        Some(Bytes::from_static(b"2"))
+    );
+}
+
+async fn the_rate_limiter_refuses_past_the_limit_per_key(live: Live) {
+    let window = Duration::from_secs(60);
+    for i in 1..=3 {
+        let d = live.limiter.hit("a", 3, window).await.unwrap();
+        assert!(d.allowed, "attempt {i}");
+        assert_eq!(d.count, i);
+    }
+    let refused = live.limiter.hit("a", 3, window).await.unwrap();
+    assert!(!refused.allowed);
+    assert!(refused.retry_after > Duration::ZERO && refused.retry_after <= window);
+    assert!(
+        live.limiter.hit("b", 3, window).await.unwrap().allowed,
+        "keys are independent"
+    );
+}
+
+async fn the_rate_limit_window_resets(live: Live) {
+    let window = Duration::from_millis(150);
+    assert!(live.limiter.hit("w", 1, window).await.unwrap().allowed);
+    assert!(!live.limiter.hit("w", 1, window).await.unwrap().allowed);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(live.limiter.hit("w", 1, window).await.unwrap().allowed);
+}
+
+#[tokio::test]
+async fn a_memory_subscriber_that_falls_behind_is_told_of_the_gap() {
+    let live = Live::memory();
+    let mut sub = live.bus.subscribe("t").await.unwrap();
+    for i in 0..5000 {
+        live.bus
+            .publish("t", format!("{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    assert_eq!(recv(&mut sub).await, BusMessage::Gap);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_messages_reach_subscribers_of_another_instance() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix();
+    let a = Live::redis(&url, &prefix).await.unwrap();
+    let b = Live::redis(&url, &prefix).await.unwrap();
+    let mut on_b = b.bus.subscribe("parties").await.unwrap();
+    a.bus.publish("parties", b"from a").await.unwrap();
+    assert_eq!(
+        recv(&mut on_b).await,
+        BusMessage::Payload(Bytes::from_static(b"from a"))
+    );
+    // Another deployment's prefix is not heard.
+    let other = Live::redis(&url, &format!("{prefix}-other")).await.unwrap();
+    other
+        .bus
+        .publish("parties", b"other deployment")
+        .await
+        .unwrap();
+    a.bus.publish("parties", b"second").await.unwrap();
+    assert_eq!(
+        recv(&mut on_b).await,
+        BusMessage::Payload(Bytes::from_static(b"second"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_bus_survives_a_dropped_connection_and_reports_the_gap() {
+    let Some(url) = redis_url() else { return };
+    let live = store::live::redis::RedisLive::connect(&url, &prefix())
+        .await
+        .unwrap();
+    let bus = live.bus().await.unwrap();
+    use store::live::Bus;
+    let mut sub = bus.subscribe("t").await.unwrap();
+    bus.publish("t", b"before").await.unwrap();
+    assert_eq!(
+        recv(&mut sub).await,
+        BusMessage::Payload(Bytes::from_static(b"before"))
+    );
+
+    // Kill exactly our pub/sub connection on the server side.
+    let addr = bus.pubsub_local_addr().expect("plain TCP connection");
+    let mut con = live.manager();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ADDR")
+        .arg(addr.to_string())
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1, "our subscriber connection was found and killed");
+    assert_eq!(
+        recv(&mut sub).await,
+        BusMessage::Gap,
+        "subscribers learn they may have missed messages"
+    );
+    bus.publish("t", b"after").await.unwrap();
+    assert_eq!(
+        recv(&mut sub).await,
+        BusMessage::Payload(Bytes::from_static(b"after"))
+    );
+    assert_ne!(
+        bus.pubsub_local_addr(),
+        Some(addr),
+        "a new connection was opened"
+    );
+}

@@ -1,0 +1,122 @@
+//! The SQL layer on both dialects: schema parity, and the outbox relay.
+
+use std::time::Duration;
+
+use store::events::Envelope;
+use store::live::{BusMessage, Live};
+use store::{outbox, Db};
+
+async fn sqlite(dir: &tempfile::TempDir) -> Db {
+    let db = Db::connect(&Db::sqlite_url(&dir.path().join("t.db")), 4)
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+async fn postgres() -> Option<Db> {
+    let (url, _) = store::testing::scaled_urls()?;
+    let db = Db::connect(&store::testing::fresh_pg_url(&url).await, 4)
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    Some(db)
+}
+
+async fn columns(db: &Db) -> Vec<(String, String)> {
+    let sql = match db.dialect() {
+        store::Dialect::Sqlite => {
+            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations' \
+             ORDER BY m.name, p.name"
+        }
+        store::Dialect::Postgres => {
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations' \
+             ORDER BY table_name, column_name"
+        }
+    };
+    sqlx::query_as(sql).fetch_all(db.pool()).await.unwrap()
+}
+
+#[tokio::test]
+async fn sqlite_and_postgres_schemas_have_the_same_tables_and_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let lite = columns(&sqlite(&dir).await).await;
+    assert!(lite.iter().any(|(t, c)| t == "parties" && c == "joined"));
+    let Some(pg) = postgres().await else { return };
+    assert_eq!(lite, columns(&pg).await);
+}
+
+async fn relay_publishes_committed_events_once(db: Db) {
+    let live = Live::memory();
+    let mut sub = live.bus.subscribe("parties").await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let id = outbox::insert(
+        tx.conn(),
+        "parties",
+        "party.created",
+        &serde_json::json!({"n": 1}),
+        1000,
+    )
+    .await
+    .unwrap();
+    // Not committed yet: nothing to relay.
+    drop(tx);
+    assert_eq!(
+        outbox::relay_once(&db, live.bus.as_ref(), 2000, 100)
+            .await
+            .unwrap(),
+        0
+    );
+
+    let mut tx = db.begin().await.unwrap();
+    let id2 = outbox::insert(
+        tx.conn(),
+        "parties",
+        "party.created",
+        &serde_json::json!({"n": 2}),
+        1000,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(id2 >= id);
+    assert_eq!(
+        outbox::relay_once(&db, live.bus.as_ref(), 2000, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    let msg = tokio::time::timeout(Duration::from_secs(2), sub.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let BusMessage::Payload(bytes) = msg else {
+        panic!("expected a payload")
+    };
+    let envelope: Envelope = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(envelope.id, id2);
+    assert_eq!(envelope.kind, "party.created");
+    assert_eq!(envelope.data["n"], 2);
+    assert_eq!(
+        outbox::relay_once(&db, live.bus.as_ref(), 3000, 100)
+            .await
+            .unwrap(),
+        0,
+        "sent once"
+    );
+}
+
+#[tokio::test]
+async fn the_relay_publishes_committed_events_once_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    relay_publishes_committed_events_once(sqlite(&dir).await).await;
+}
+
+#[tokio::test]
+async fn the_relay_publishes_committed_events_once_on_postgres() {
+    if let Some(db) = postgres().await {
+        relay_publishes_committed_events_once(db).await;
+    }
+}
