@@ -47,6 +47,21 @@ fn load() -> String {
     std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "unknown".into(), |s| s.trim().into())
 }
 
+/// CPU time this process has used so far (all threads, user + system), from /proc/self/stat.
+/// Reported next to wall time because wall time on a busy machine includes waiting for a core.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
 fn main() -> Result<(), geo_index::GeoError> {
     println!("load average at start: {}", load());
     let points = korea_points(N, 42);
@@ -60,14 +75,15 @@ fn main() -> Result<(), geo_index::GeoError> {
     let mut builds = Vec::new();
     let mut index = GeoIndex::new();
     for _ in 0..3 {
-        let start = Instant::now();
+        drop(index);
+        let (start, cpu) = (Instant::now(), cpu_time());
         index = GeoIndex::from_points(points.iter().copied())?;
-        builds.push(start.elapsed());
+        builds.push((start.elapsed(), cpu_time() - cpu));
     }
     builds.sort();
     println!(
-        "build (from_points, best of 3): {:?} (runs {:?})",
-        builds[0], builds
+        "build (from_points, best of 3): {:.2?} wall, {:.2?} CPU (runs, wall and CPU: {builds:.2?})",
+        builds[0].0, builds[0].1
     );
     let bytes = index.memory_bytes();
     let (coarse, fine) = index.occupied_cells();

@@ -1,18 +1,19 @@
-//! Bulk loading: compute every point's fine cell (the expensive part: an H3 projection, ~1 µs)
-//! on a few threads, then order the points so that each fine cell's points are contiguous.
+//! Bulk loading, the fast way to build a [`crate::GeoIndex`]:
+//!
+//! 1. compute every point's fine cell (the expensive part: one H3 projection, about 1 µs) and
+//!    sort each part by (fine cell, latitude), on a few threads;
+//! 2. merge the parts, so each fine cell's points are contiguous in the slot array and already in
+//!    the latitude order the cell lists keep, and every coarse cell's points form one run;
+//! 3. build the id table and file both levels, side by side.
+//!
+//! It assumes unique ids and says so if they are not (the caller then deduplicates and retries).
 
 use crate::index::FINE_RESOLUTION;
+use crate::level::Level;
+use crate::store::{Point, Slots};
 use crate::LatLng;
 use h3o::CellIndex;
-
-/// One input point with its fine cell and its position in the input (later duplicates win).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Row {
-    pub(crate) fine: CellIndex,
-    pub(crate) order: u32,
-    pub(crate) id: i64,
-    pub(crate) at: LatLng,
-}
+use std::thread::{Scope, ScopedJoinHandle};
 
 /// Below this many points one thread is quicker than starting more.
 const PARALLEL_FROM: usize = 20_000;
@@ -20,7 +21,7 @@ const PARALLEL_FROM: usize = 20_000;
 const MAX_THREADS: usize = 4;
 
 /// How many threads a bulk load of `n` points uses.
-pub(crate) fn threads_for(n: usize) -> usize {
+fn threads_for(n: usize) -> usize {
     if n < PARALLEL_FROM {
         1
     } else {
@@ -30,55 +31,100 @@ pub(crate) fn threads_for(n: usize) -> usize {
     }
 }
 
-/// `points` with their cells, sorted by fine cell then latitude (the order cell lists keep).
-pub(crate) fn sorted_rows(points: &[(i64, LatLng)]) -> Vec<Row> {
-    let threads = if points.len() < PARALLEL_FROM {
-        1
-    } else {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_THREADS)
-    };
+/// Waits for a worker, re-raising its panic if it had one. Workers only compute cells, sort and
+/// fill tables from valid data, so this is not expected; re-raising beats silently losing points.
+fn join<T>(worker: ScopedJoinHandle<'_, T>) -> T {
+    worker
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Work that runs on another thread of a scope, or that already ran on this one.
+enum Task<'scope, T> {
+    Spawned(ScopedJoinHandle<'scope, T>),
+    Done(T),
+}
+
+impl<'scope, T: Send + 'scope> Task<'scope, T> {
+    /// Runs `f` on another thread of `scope` if `parallel`, else right away.
+    fn start<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        parallel: bool,
+        f: impl FnOnce() -> T + Send + 'scope,
+    ) -> Self {
+        if parallel {
+            Task::Spawned(scope.spawn(f))
+        } else {
+            Task::Done(f())
+        }
+    }
+
+    fn wait(self) -> T {
+        match self {
+            Task::Spawned(worker) => join(worker),
+            Task::Done(value) => value,
+        }
+    }
+}
+
+/// Builds the slot store and fills `levels` from `points`, or returns `None` if an id repeats.
+pub(crate) fn build(points: &[(i64, LatLng)], levels: &mut [Level; 2]) -> Option<Slots> {
+    let parallel = threads_for(points.len()) > 1;
+    let (fines, points) = sorted(points, threads_for(points.len()));
+    let [coarse, fine] = levels;
+    let table = std::thread::scope(|scope| {
+        let table = Task::start(scope, parallel, || Slots::id_table(&points));
+        let filed = Task::start(scope, parallel, || coarse.file_sorted(&fines, &points));
+        fine.file_sorted(&fines, &points);
+        filed.wait();
+        table.wait()
+    });
+    table.map(|table| Slots::from_parts(points, table))
+}
+
+/// The points as slot-array entries in (fine cell, latitude) order, and the fine cell of each.
+fn sorted(points: &[(i64, LatLng)], threads: usize) -> (Vec<CellIndex>, Vec<Point>) {
     let chunk = points.len().div_ceil(threads).max(1);
-    let mut rows: Vec<Row> = Vec::with_capacity(points.len());
+    let mut rows: Vec<(CellIndex, Point)> = Vec::with_capacity(points.len());
     std::thread::scope(|scope| {
         let workers: Vec<_> = points
             .chunks(chunk)
-            .enumerate()
-            .map(|(i, part)| scope.spawn(move || rows_of(part, i * chunk)))
+            .map(|part| scope.spawn(move || rows_of(part)))
             .collect();
         for worker in workers {
-            // A worker only maps coordinates to cells and cannot panic on valid `LatLng`s; if it
-            // somehow did, re-raise the panic here rather than lose points.
-            match worker.join() {
-                Ok(part) => rows.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+            rows.extend(join(worker));
         }
     });
     // Each worker sorted its part; the stable sort finds those runs and merges them in one pass.
     rows.sort_by(row_order);
-    rows
+    rows.into_iter().unzip()
 }
 
-/// Fine cell, then latitude: each cell's points become contiguous and already in the latitude
-/// order the cell lists keep.
-fn row_order(a: &Row, b: &Row) -> std::cmp::Ordering {
-    a.fine.cmp(&b.fine).then(a.at.lat().total_cmp(&b.at.lat()))
+/// Fine cell, then latitude.
+fn row_order(a: &(CellIndex, Point), b: &(CellIndex, Point)) -> std::cmp::Ordering {
+    a.0.cmp(&b.0).then(a.1.at.lat().total_cmp(&b.1.at.lat()))
 }
 
-/// The rows of one part of the input, sorted.
-fn rows_of(points: &[(i64, LatLng)], first: usize) -> Vec<Row> {
-    let mut rows: Vec<Row> = points
+/// One part of the input with its fine cells, sorted.
+fn rows_of(points: &[(i64, LatLng)]) -> Vec<(CellIndex, Point)> {
+    let mut rows: Vec<(CellIndex, Point)> = points
         .iter()
-        .enumerate()
-        .map(|(i, &(id, at))| Row {
-            fine: at.cell(FINE_RESOLUTION),
-            order: (first + i) as u32,
-            id,
-            at,
-        })
+        .map(|&(id, at)| (at.cell(FINE_RESOLUTION), Point { id, at }))
         .collect();
     rows.sort_unstable_by(row_order);
     rows
+}
+
+/// `points` with only the last occurrence of each id, in input order (for the retry).
+pub(crate) fn last_of_each_id(points: Vec<(i64, LatLng)>) -> Vec<(i64, LatLng)> {
+    let mut last = std::collections::HashMap::with_capacity(points.len());
+    for (i, &(id, _)) in points.iter().enumerate() {
+        last.insert(id, i);
+    }
+    points
+        .into_iter()
+        .enumerate()
+        .filter(|&(i, (id, _))| last.get(&id) == Some(&i))
+        .map(|(_, p)| p)
+        .collect()
 }

@@ -1,6 +1,6 @@
 //! [`GeoIndex`]: the public index, keeping the point store and both cell levels in step.
 
-use crate::bulk::{sorted_rows, threads_for};
+use crate::bulk;
 use crate::collect::{All, Collector, TopK};
 use crate::level::Level;
 use crate::plan::{choose, Ask, Plan, Strategy};
@@ -23,7 +23,7 @@ pub const FINE_RESOLUTION: Resolution = Resolution::Nine;
 /// Points are bucketed by H3 cell at two resolutions; a search walks rings of cells outward from
 /// the query and stops once no unvisited cell can hold a qualifying point, so results equal a
 /// brute-force haversine scan, but cost about what is near the query rather than the whole set.
-/// Memory is about 50 bytes per point (see README).
+/// Memory is about 57 bytes per point after a bulk build (see the crate README).
 #[derive(Debug, Clone)]
 pub struct GeoIndex {
     slots: Slots,
@@ -58,58 +58,33 @@ impl GeoIndex {
     /// trims spare capacity.
     ///
     /// Faster and smaller than inserting one by one: points are stored in fine-cell order, so the
-    /// points of one cell sit together in memory and a search touches few cache lines.
+    /// points of one cell sit together in memory and a search touches few cache lines. From 20,000
+    /// points on, the H3 projections and sorting run on up to 4 scoped threads (no pool, nothing
+    /// left running); call it from a blocking context, not an async task.
     pub fn from_points<I>(points: I) -> Result<Self, GeoError>
     where
         I: IntoIterator<Item = (i64, LatLng)>,
     {
         let points: Vec<(i64, LatLng)> = points.into_iter().collect();
-        if u32::try_from(points.len()).is_err() {
+        if points.len() >= u32::MAX as usize {
             return Err(GeoError::Full);
         }
-        let rows = sorted_rows(&points);
-        drop(points);
-        let mut index = Self::with_capacity(rows.len());
-        // Input position of each slot, to let the later of two duplicate ids win.
-        let mut order_of_slot: Vec<u32> = Vec::with_capacity(rows.len());
-        let mut duplicates = Vec::new();
-        let mut filed = Vec::with_capacity(rows.len());
-        for row in rows {
-            match index.slots.push_new(Point {
-                id: row.id,
-                at: row.at,
-            })? {
-                Pushed::New(slot) => {
-                    filed.push((row.fine, slot));
-                    order_of_slot.push(row.order);
-                }
-                Pushed::Exists(slot) => {
-                    let latest = &mut order_of_slot[slot as usize];
-                    *latest = (*latest).max(row.order);
-                    duplicates.push((slot, row.order, row.at));
-                }
-            }
-        }
-        let points = index.slots.points();
-        let file = |level: &mut Level| {
-            level.file_runs(&filed, points);
-            level.sort_lists(points);
-        };
-        if threads_for(filed.len()) > 1 {
-            // The two levels are independent: file them side by side.
-            let [coarse, fine] = &mut index.levels;
-            std::thread::scope(|scope| {
-                scope.spawn(|| file(coarse));
-                file(fine);
-            });
+        let mut index = Self::new();
+        if let Some(slots) = bulk::build(&points, &mut index.levels) {
+            index.slots = slots;
         } else {
-            index.levels.iter_mut().for_each(file);
-        }
-        // Rare: an id repeated in the input moves to its last position (sorted inserts from here).
-        for (slot, order, at) in duplicates {
-            if order == order_of_slot[slot as usize] {
-                let id = index.slots.get(slot).id;
-                index.move_point(id, at)?;
+            // Some id repeats: keep its last position and build again.
+            let points = bulk::last_of_each_id(points);
+            index = Self::new();
+            match bulk::build(&points, &mut index.levels) {
+                Some(slots) => index.slots = slots,
+                // Unreachable (ids are unique now), but one-by-one inserts are correct anyway.
+                None => {
+                    index = Self::new();
+                    for (id, at) in points {
+                        index.insert(id, at)?;
+                    }
+                }
             }
         }
         index.shrink_to_fit();
@@ -382,6 +357,29 @@ mod tests {
         *x ^= *x >> 7;
         *x ^= *x << 17;
         *x
+    }
+
+    #[test]
+    fn a_bulk_build_large_enough_for_threads_is_consistent_and_keeps_the_last_duplicate() {
+        let mut x = 0x0DDB_1A5E_5BAD_5EED;
+        let mut points: Vec<(i64, LatLng)> = (0..30_000)
+            .map(|i| {
+                let lat = 35.0 + (next(&mut x) % 100_000) as f64 * 3e-5;
+                let lng = 127.0 + (next(&mut x) % 100_000) as f64 * 2e-5;
+                (i, LatLng::new(lat, lng).unwrap())
+            })
+            .collect();
+        let unique = GeoIndex::from_points(points.iter().copied()).unwrap();
+        assert_eq!(unique.len(), 30_000);
+        assert_consistent(&unique);
+        let moved = LatLng::new(36.0, 128.0).unwrap();
+        points.push((7, moved));
+        points.push((29_999, moved));
+        let with_duplicates = GeoIndex::from_points(points).unwrap();
+        assert_eq!(with_duplicates.len(), 30_000);
+        assert_eq!(with_duplicates.get(7), Some(moved));
+        assert_eq!(with_duplicates.get(29_999), Some(moved));
+        assert_consistent(&with_duplicates);
     }
 
     #[test]

@@ -112,33 +112,38 @@ impl Level {
         }
     }
 
-    /// Bulk filing: `filed` holds `(fine cell, slot)` pairs in fine-cell order, so every bucket's
-    /// points form one run (H3 orders descendants of a cell contiguously). One map lookup per run
-    /// instead of per point; lists stay unsorted until [`Level::sort_lists`].
-    pub(crate) fn file_runs(&mut self, filed: &[(CellIndex, u32)], points: &[Point]) {
+    /// Bulk filing into an empty level: slot `i` holds `points[i]`, whose fine cell is
+    /// `fines[i]`, and slots are in (fine cell, latitude) order. So every bucket's points form one
+    /// run of slots (H3 numbers the descendants of a cell contiguously): one map insertion per run
+    /// instead of per point. Fine buckets come out sorted; coarse ones are sorted afterwards.
+    pub(crate) fn file_sorted(&mut self, fines: &[CellIndex], points: &[Point]) {
         let res = self.res;
         let bucket_of = |fine: CellIndex| fine.parent(res).unwrap_or(fine);
-        for run in filed.chunk_by(|a, b| bucket_of(a.0) == bucket_of(b.0)) {
-            let at = |slot: u32| points[slot as usize].at;
-            let key = u64::from(bucket_of(run[0].0));
+        let mut start = 0;
+        for run in fines.chunk_by(|a, b| bucket_of(*a) == bucket_of(*b)) {
+            let slots = start..start + run.len();
+            start = slots.end;
             let bucket = self
                 .cells
-                .entry(key)
-                .or_insert_with(|| Bucket::new(at(run[0].1)));
-            bucket.slots.reserve(run.len());
-            for &(_, slot) in run {
-                bucket.bbox.grow(at(slot));
-                bucket.slots.push(slot);
+                .entry(u64::from(bucket_of(run[0])))
+                .or_insert_with(|| Bucket::new(points[slots.start].at));
+            bucket.slots.reserve_exact(run.len());
+            for slot in slots {
+                bucket.bbox.grow(points[slot].at);
+                bucket.slots.push(slot as u32);
             }
         }
+        self.sort_lists(points);
     }
 
-    /// Restores the latitude order of every list after [`Level::file_runs`].
-    pub(crate) fn sort_lists(&mut self, points: &[Point]) {
+    /// Restores the latitude order of every list.
+    fn sort_lists(&mut self, points: &[Point]) {
         for bucket in self.cells.values_mut() {
             let slots = &mut bucket.slots;
             if !slots.is_sorted_by(|&a, &b| lat(points, a) <= lat(points, b)) {
-                slots.sort_unstable_by(|&a, &b| lat(points, a).total_cmp(&lat(points, b)));
+                // Stable sort: it merges the already sorted runs a bulk load leaves (one per fine
+                // cell) instead of sorting from scratch.
+                slots.sort_by(|&a, &b| lat(points, a).total_cmp(&lat(points, b)));
             }
         }
     }

@@ -52,6 +52,11 @@ impl LatLngBox {
         }
     }
 
+    /// `(south, north)` in degrees.
+    pub(crate) fn lat_range(&self) -> (f64, f64) {
+        (f64::from(self.south), f64::from(self.north))
+    }
+
     /// Grows the box to contain `at`. (Longitudes are not wrapped: points on both sides of the
     /// antimeridian make a box spanning all longitudes, which is still a correct superset.)
     pub(crate) fn grow(&mut self, at: LatLng) {

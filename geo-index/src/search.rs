@@ -64,7 +64,17 @@ impl<F: Fn(i64) -> bool> Query<F> {
         }
         let slots = bucket.slots.as_slice();
         let lat = self.center.lat();
-        let split = slots.partition_point(|&s| store.get(s).at.lat() < lat);
+        // Guess where the centre's latitude falls from the box (points are spread fairly evenly
+        // over a cell), then gallop: a few probes near the guess, on memory close together,
+        // instead of a binary search's scattered cache misses. Any split would be correct.
+        let (south, north) = bucket.bbox.lat_range();
+        let share = if north > south {
+            ((lat - south) / (north - south)).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let guess = (share * slots.len() as f64) as usize;
+        let split = first_at_least(slots, guess, |s| store.get(s).at.lat() < lat);
         for &slot in &slots[split..] {
             let point = store.get(slot);
             if point.at.lat() - lat > pre.lat_reach_deg(out.bound()) {
@@ -96,6 +106,7 @@ impl<F: Fn(i64) -> bool> Query<F> {
     ) -> bool {
         let mut rings = Rings::new(origin);
         let mut ring = Vec::new();
+        let mut buckets = Vec::new();
         let mut visited = 0usize;
         let mut pre = Prefilter::new(self.center);
         loop {
@@ -110,9 +121,69 @@ impl<F: Fn(i64) -> bool> Query<F> {
             if budget.is_some_and(|budget| visited > budget) {
                 return false;
             }
-            for &cell in &ring {
-                if let Some(bucket) = level.bucket(cell) {
-                    self.scan_cell(bucket, store, &mut pre, out);
+            // All lookups first: independent probes whose cache misses the CPU can overlap.
+            buckets.clear();
+            buckets.extend(ring.iter().filter_map(|&cell| level.bucket(cell)));
+            for bucket in &buckets {
+                self.scan_cell(bucket, store, &mut pre, out);
+            }
+        }
+    }
+}
+
+/// The first index `i` in `slots` such that `below(slots[i])` is false (`below` must be true on a
+/// prefix and false after it), found by galloping outward from `guess`: O(log distance) probes.
+fn first_at_least(slots: &[u32], guess: usize, below: impl Fn(u32) -> bool) -> usize {
+    let n = slots.len();
+    let g = guess.min(n);
+    let (lo, hi) = if g < n && below(slots[g]) {
+        // The answer is after `g`: step forward 1, 2, 4, ... until an element is not below.
+        let (mut lo, mut step) = (g + 1, 1);
+        loop {
+            let probe = lo + step - 1;
+            if probe >= n {
+                break (lo, n);
+            }
+            if !below(slots[probe]) {
+                break (lo, probe);
+            }
+            lo = probe + 1;
+            step *= 2;
+        }
+    } else {
+        // The answer is at or before `g`: step backward until an element is below.
+        let (mut hi, mut step) = (g, 1);
+        loop {
+            if hi < step {
+                break (0, hi);
+            }
+            let probe = hi - step;
+            if below(slots[probe]) {
+                break (probe + 1, hi);
+            }
+            hi = probe;
+            step *= 2;
+        }
+    };
+    lo + slots[lo..hi].partition_point(|&s| below(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_at_least;
+
+    #[test]
+    fn galloping_from_any_guess_finds_the_same_split_as_a_binary_search() {
+        for n in 0..40u32 {
+            let slots: Vec<u32> = (0..n).map(|i| i * 2).collect();
+            for key in 0..(2 * n + 2) {
+                let expected = slots.partition_point(|&s| s < key);
+                for guess in 0..(n as usize + 3) {
+                    assert_eq!(
+                        first_at_least(&slots, guess, |s| s < key),
+                        expected,
+                        "{n} {key} {guess}"
+                    );
                 }
             }
         }

@@ -45,6 +45,29 @@ impl Slots {
         }
     }
 
+    /// The id table for `points` (slot `i` holds `points[i]`), or `None` if an id repeats.
+    pub(crate) fn id_table(points: &[Point]) -> Option<HashTable<u32>> {
+        let mut table = HashTable::with_capacity(points.len());
+        for (slot, point) in points.iter().enumerate() {
+            match table.entry(
+                id_hash(point.id),
+                |&s: &u32| points[s as usize].id == point.id,
+                |&s: &u32| id_hash(points[s as usize].id),
+            ) {
+                Entry::Occupied(_) => return None,
+                Entry::Vacant(vacant) => {
+                    vacant.insert(slot as u32);
+                }
+            }
+        }
+        Some(table)
+    }
+
+    /// Slots from `points` and their [`Slots::id_table`].
+    pub(crate) fn from_parts(points: Vec<Point>, by_id: HashTable<u32>) -> Self {
+        Slots { points, by_id }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.points.len()
     }
