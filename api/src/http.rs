@@ -18,7 +18,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use crate::{auth, health, idempotency, items, markets, parties};
+use crate::{auth, health, idempotency, items, markets, nearby, parties};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -65,7 +65,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(auth::router())
         .merge(markets::router())
         .merge(items::router())
-        .merge(parties::router());
+        .merge(parties::router())
+        .merge(nearby::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .split_for_parts()

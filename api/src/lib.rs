@@ -12,6 +12,7 @@ pub mod http;
 pub mod idempotency;
 pub mod items;
 pub mod markets;
+pub mod nearby;
 pub mod paging;
 pub mod parties;
 pub mod seed;

@@ -22,7 +22,18 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let (shutdown, stop) = watch::channel(false);
+    // Subscribe and load before accepting requests, so the first answer is already complete.
+    let subscriptions =
+        crate::nearby::index::load(&state.nearby, &state.db, state.live.bus.as_ref())
+            .await
+            .map_err(std::io::Error::other)?;
     let tasks = vec![
+        tokio::spawn(crate::nearby::index::follow(
+            state.nearby.clone(),
+            state.db.clone(),
+            subscriptions,
+            stop.clone(),
+        )),
         tokio::spawn(store::outbox::run_relay(
             state.db.clone(),
             state.live.bus.clone(),

@@ -9,6 +9,7 @@ use store::{Clock, Db};
 
 use crate::auth::jwt::TokenKeys;
 use crate::config::ServeArgs;
+use crate::nearby::NearbyIndex;
 
 /// Tunables of the running app (a subset of the configuration, with the defaults of `--help`).
 #[derive(Clone, Debug)]
@@ -61,6 +62,8 @@ impl Settings {
 /// Everything a handler may need.
 pub struct App {
     pub db: Db,
+    /// Open parties and markets by location, kept current by events.
+    pub nearby: Arc<NearbyIndex>,
     pub live: Live,
     pub clock: Clock,
     pub keys: TokenKeys,
@@ -76,6 +79,7 @@ impl AppState {
         let keys = TokenKeys::new(jwt_secret, settings.access_ttl);
         Self(Arc::new(App {
             db,
+            nearby: Arc::new(NearbyIndex::default()),
             live,
             clock,
             keys,

@@ -117,3 +117,10 @@ pub async fn upsert_item(conn: &mut AnyConnection, i: &ItemUpsert, now: i64) -> 
     .await?;
     Ok(id)
 }
+
+/// Category code of every item, for filtering search results by category in memory.
+pub async fn category_codes(db: &Db) -> Result<Vec<(i64, Option<String>)>> {
+    Ok(sqlx::query_as("SELECT id, category_code FROM items")
+        .fetch_all(db.pool())
+        .await?)
+}

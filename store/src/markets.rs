@@ -126,3 +126,12 @@ pub async fn count_markets(db: &Db) -> Result<i64> {
         .await?;
     Ok(n)
 }
+
+/// Active markets that have coordinates (what the nearby index holds).
+pub async fn list_located_markets(db: &Db) -> Result<Vec<Market>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM markets WHERE active = 1 AND lat IS NOT NULL AND lng IS NOT NULL ORDER BY id"
+    ))
+    .fetch_all(db.pool())
+    .await?)
+}

@@ -1,7 +1,7 @@
 //! Parties: a group buy of one item at one market. Every change is a conditional update naming the
 //! state it leaves, and writes its outbox event in the same transaction.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 
 use crate::cursor;
@@ -21,7 +21,7 @@ pub mod status {
     pub const ALL: [&str; 5] = [RECRUITING, FULL, CLOSED, COMPLETED, CANCELLED];
 }
 
-#[derive(Clone, Debug, FromRow, Serialize, PartialEq)]
+#[derive(Clone, Debug, FromRow, Serialize, Deserialize, PartialEq)]
 pub struct Party {
     pub id: i64,
     pub leader_id: i64,
@@ -400,4 +400,15 @@ pub async fn list_user_parties(
 /// Whether `user_id` exists (used before writes that reference users).
 pub async fn user_exists(db: &Db, user_id: i64) -> Result<bool> {
     Ok(users::get_user(db, user_id).await?.is_some())
+}
+
+/// Every party that can still be booked or is full (what the nearby index holds).
+pub async fn list_open_parties(db: &Db) -> Result<Vec<Party>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM parties WHERE status IN ('{}', '{}') ORDER BY id",
+        status::RECRUITING,
+        status::FULL
+    ))
+    .fetch_all(db.pool())
+    .await?)
 }

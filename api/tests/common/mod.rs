@@ -49,27 +49,48 @@ macro_rules! on_both_backends {
 
 pub use store::testing::{fresh_pg_url, scaled_urls, unique_name as unique};
 
-/// A fresh database and live state for `backend`, or `None` when scale-out is not configured.
-pub async fn fresh_backends(backend: Backend, dir: &std::path::Path) -> Option<(Db, Live)> {
+/// Where a test app keeps its state, so a second instance can share it.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    pub db_url: String,
+    /// Redis URL and key prefix (scale-out only).
+    pub redis: Option<(String, String)>,
+}
+
+/// Fresh storage for `backend`, or `None` when scale-out is not configured.
+pub async fn fresh_storage(backend: Backend, dir: &std::path::Path) -> Option<Storage> {
     match backend {
-        Backend::Embedded => {
-            let db = Db::connect(&Db::sqlite_url(&dir.join("test.db")), 8)
-                .await
-                .expect("open sqlite");
-            db.migrate().await.expect("migrate sqlite");
-            Some((db, Live::memory()))
-        }
+        Backend::Embedded => Some(Storage {
+            db_url: Db::sqlite_url(&dir.join("test.db")),
+            redis: None,
+        }),
         Backend::Scaled => {
             let (db_url, redis_url) = scaled_urls()?;
-            let url = fresh_pg_url(&db_url).await;
-            let db = Db::connect(&url, 8).await.expect("open postgres schema");
-            db.migrate().await.expect("migrate postgres");
-            let live = Live::redis(&redis_url, &unique("gt"))
-                .await
-                .expect("connect redis");
-            Some((db, live))
+            Some(Storage {
+                db_url: fresh_pg_url(&db_url).await,
+                redis: Some((redis_url, unique("gt"))),
+            })
         }
     }
+}
+
+/// Connects to `storage` (applying migrations).
+pub async fn connect(storage: &Storage) -> (Db, Live) {
+    let db = Db::connect(&storage.db_url, 8)
+        .await
+        .expect("open database");
+    db.migrate().await.expect("migrate");
+    let live = match &storage.redis {
+        Some((url, prefix)) => Live::redis(url, prefix).await.expect("connect redis"),
+        None => Live::memory(),
+    };
+    (db, live)
+}
+
+/// A fresh database and live state for `backend`, or `None` when scale-out is not configured.
+pub async fn fresh_backends(backend: Backend, dir: &std::path::Path) -> Option<(Db, Live)> {
+    let storage = fresh_storage(backend, dir).await?;
+    Some(connect(&storage).await)
 }
 
 /// A user made directly in the store (no argon2 cost) with a valid access token.
@@ -86,6 +107,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub state: AppState,
+    pub storage: Storage,
     server: Option<Server>,
     _dir: tempfile::TempDir,
 }
@@ -97,7 +119,23 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, settings: Settings) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (db, live) = fresh_backends(backend, dir.path()).await?;
+        let storage = fresh_storage(backend, dir.path()).await?;
+        Some(Self::start(backend, storage, settings, dir).await)
+    }
+
+    /// A second instance on the same database and Redis prefix (scale-out: two API instances).
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start(self.backend, self.storage.clone(), Settings::default(), dir).await
+    }
+
+    async fn start(
+        backend: Backend,
+        storage: Storage,
+        settings: Settings,
+        dir: tempfile::TempDir,
+    ) -> TestApp {
+        let (db, live) = connect(&storage).await;
         let state = AppState::new(
             db,
             live,
@@ -109,7 +147,7 @@ impl TestApp {
             .await
             .expect("start server");
         let addr = server.addr;
-        Some(TestApp {
+        TestApp {
             backend,
             addr,
             base: format!("http://{addr}"),
@@ -118,9 +156,10 @@ impl TestApp {
                 .build()
                 .unwrap(),
             state,
+            storage,
             server: Some(server),
             _dir: dir,
-        })
+        }
     }
 
     pub fn db(&self) -> &Db {
@@ -153,11 +192,10 @@ impl TestApp {
         TestUser { id: user.id, token }
     }
 
-    /// One market (with coordinates in Seoul) and one item; returns their ids.
-    pub async fn market_and_item(&self) -> (i64, i64) {
-        let now = self.state.now();
+    /// A market at `(lat, lng)`; returns its id.
+    pub async fn market_at(&self, lat: f64, lng: f64) -> i64 {
         let mut tx = self.db().begin().await.unwrap();
-        let market = store::markets::upsert_market(
+        let id = store::markets::upsert_market(
             tx.conn(),
             &store::markets::MarketUpsert {
                 source: "test".into(),
@@ -165,31 +203,46 @@ impl TestApp {
                 name: "망원시장".into(),
                 kind: "traditional_market".into(),
                 road_address: Some("서울특별시 마포구 포은로8길 14".into()),
-                lat: Some(37.5558),
-                lng: Some(126.9063),
+                lat: Some(lat),
+                lng: Some(lng),
             },
-            now,
+            self.state.now(),
         )
         .await
         .unwrap();
-        let item = store::items::upsert_item(
+        tx.commit().await.unwrap();
+        id
+    }
+
+    /// An item in category `category_code`; returns its id.
+    pub async fn item_in(&self, category_code: &str) -> i64 {
+        let mut tx = self.db().begin().await.unwrap();
+        let id = store::items::upsert_item(
             tx.conn(),
             &store::items::ItemUpsert {
                 source: "test".into(),
                 source_id: unique("i"),
                 name: "농심 신라면 120g×5입".into(),
-                category_code: Some("030102001".into()),
+                category_code: Some(category_code.into()),
                 unit: Some("g".into()),
                 base_count: Some(120.0),
                 total_count: Some(600.0),
                 total_unit: Some("g".into()),
             },
-            now,
+            self.state.now(),
         )
         .await
         .unwrap();
         tx.commit().await.unwrap();
-        (market, item)
+        id
+    }
+
+    /// One market (with coordinates in Seoul) and one item; returns their ids.
+    pub async fn market_and_item(&self) -> (i64, i64) {
+        (
+            self.market_at(37.5558, 126.9063).await,
+            self.item_in("030102001").await,
+        )
     }
 
     /// A party body meeting in `days` days with the deadline an hour before.

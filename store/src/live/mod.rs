@@ -106,6 +106,8 @@ pub struct Live {
     pub limiter: Arc<dyn RateLimiter>,
     /// Set when the backends are on Redis, for readiness checks.
     pub redis: Option<redis::RedisLive>,
+    /// The Redis bus itself, for operators' and tests' look at its connection.
+    pub redis_bus: Option<Arc<redis::RedisBus>>,
 }
 
 impl Live {
@@ -116,6 +118,7 @@ impl Live {
             cache: Arc::new(memory::MemoryCache::default()),
             limiter: Arc::new(memory::MemoryRateLimiter::default()),
             redis: None,
+            redis_bus: None,
         }
     }
 
@@ -123,11 +126,13 @@ impl Live {
     /// parallel tests) can share one Redis.
     pub async fn redis(url: &str, prefix: &str) -> Result<Self, LiveError> {
         let live = redis::RedisLive::connect(url, prefix).await?;
+        let bus = Arc::new(live.bus().await?);
         Ok(Self {
-            bus: Arc::new(live.bus().await?),
+            bus: bus.clone(),
             cache: Arc::new(live.cache()),
             limiter: Arc::new(live.limiter()),
             redis: Some(live),
+            redis_bus: Some(bus),
         })
     }
 
