@@ -62,6 +62,49 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
 }
 
+/// Median latency of each strategy by how far the 20th hit is (a proxy for local density): why
+/// the index keeps a fine level for dense places and a coarse one for sparse ones.
+fn by_density(
+    index: &GeoIndex,
+    queries: &[LatLng],
+    times: &[Vec<Duration>],
+) -> Result<(), geo_index::GeoError> {
+    let mut reach = Vec::with_capacity(queries.len());
+    for &q in queries {
+        let hits = index.nearest(q, RADIUS_M, 20, None, |_| true)?;
+        reach.push(hits.last().map_or(f64::INFINITY, |h| h.distance_m));
+    }
+    println!("median nearest-20 latency by distance to the 20th hit: auto / coarse / fine");
+    for (lo, hi) in [
+        (0.0, 100.0),
+        (100.0, 200.0),
+        (200.0, 400.0),
+        (400.0, 800.0),
+        (800.0, 1600.0),
+        (1600.0, f64::INFINITY),
+    ] {
+        let picked: Vec<usize> = (0..queries.len())
+            .filter(|&i| reach[i] >= lo && reach[i] < hi)
+            .collect();
+        if picked.is_empty() {
+            continue;
+        }
+        let median = |t: &Vec<Duration>| {
+            let mut v: Vec<Duration> = picked.iter().map(|&i| t[i]).collect();
+            v.sort();
+            v[v.len() / 2]
+        };
+        println!(
+            "  {lo:>5} to {hi:>5} m ({:>5} queries): {:>8.1?} / {:>8.1?} / {:>8.1?}",
+            picked.len(),
+            median(&times[0]),
+            median(&times[1]),
+            median(&times[2])
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), geo_index::GeoError> {
     println!("load average at start: {}", load());
     let points = korea_points(N, 42);
@@ -113,6 +156,7 @@ fn main() -> Result<(), geo_index::GeoError> {
         assert_eq!(fast, slow, "mismatch at {q:?}");
     }
 
+    let mut by_strategy = Vec::new();
     for (name, strategy, n) in [
         ("auto", Strategy::Auto, 100_000),
         ("coarse", Strategy::Coarse, 20_000),
@@ -122,8 +166,10 @@ fn main() -> Result<(), geo_index::GeoError> {
         let (t, _) = time(&queries[..n], |q| {
             search.nearest(q, RADIUS_M, 20, None, |_| true)
         });
+        by_strategy.push(t[..20_000].to_vec());
         println!("nearest 20 within 10 km [{name:>6}]: {}", percentiles(t));
     }
+    by_density(&index, &queries[..20_000], &by_strategy)?;
     let (t, _) = time(&queries[..20_000], |q| {
         index.nearest(q, RADIUS_M, 20, None, |id| id % 10 == 0)
     });
