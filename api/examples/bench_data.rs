@@ -14,16 +14,26 @@ use store::{Clock, Db};
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(args.next().context("usage: bench_data DIR [PARTIES]")?);
-    let parties: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(100_000);
+    let parties: usize = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     std::fs::create_dir_all(&dir)?;
     let db = Db::connect(&Db::sqlite_url(&dir.join("gonggu.db")), 4).await?;
     db.migrate().await?;
     let clock = Clock::system();
     api::seed::run(&db, &Live::memory(), &clock, false).await?;
     let now = clock.now_ms();
-    let leader = store::users::insert_user(&db, &format!("bench-{now}@bench.gonggu.kr"), "x", "bench", now)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let leader = store::users::insert_user(
+        &db,
+        &format!("bench-{now}@bench.gonggu.kr"),
+        "x",
+        "bench",
+        now,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let points = geo_index::synth::korea_points(parties.div_ceil(10), 42);
     let mut tx = db.begin().await?;
     let mut market_ids = Vec::with_capacity(points.len());
@@ -37,10 +47,17 @@ async fn main() -> Result<()> {
             lat: Some(at.lat()),
             lng: Some(at.lng()),
         };
-        market_ids.push((store::markets::upsert_market(tx.conn(), &m, now).await?, *at));
+        market_ids.push((
+            store::markets::upsert_market(tx.conn(), &m, now).await?,
+            *at,
+        ));
     }
     tx.commit().await?;
-    let items: Vec<i64> = store::items::category_codes(&db).await?.into_iter().map(|(id, _)| id).collect();
+    let items: Vec<i64> = store::items::category_codes(&db)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     let day = 86_400_000;
     let mut made = 0;
     while made < parties {
@@ -67,6 +84,11 @@ async fn main() -> Result<()> {
         }
         tx.commit().await?;
     }
-    println!("{} parties at {} markets in {}", made, market_ids.len(), dir.display());
+    println!(
+        "{} parties at {} markets in {}",
+        made,
+        market_ids.len(),
+        dir.display()
+    );
     Ok(())
 }
