@@ -1,4 +1,4 @@
-//! The `gonggu` command line: `serve`, `migrate`, `seed`.
+//! The `gonggu` command line: `serve`, `migrate`, `seed`, `ingest`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -36,6 +36,8 @@ pub enum Command {
     Migrate,
     /// Load the bundled markets and items (and, with --demo, demo users and parties).
     Seed(SeedArgs),
+    /// Import the public item or market list (exit 0 succeeded, 3 partial, 1 failed).
+    Ingest(crate::ingest_cmd::IngestArgs),
 }
 
 #[derive(Args, Debug)]
@@ -73,7 +75,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(crate::ingest_cmd::exit_code(&err))
         }
     }
 }
@@ -93,6 +95,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             let summary = crate::seed::run(&db, &live, &Clock::system(), args.demo).await?;
             println!("{summary}");
             Ok(())
+        }
+        Command::Ingest(args) => {
+            let db = open_db(&cli.storage).await?;
+            let live = open_live(&cli.storage).await?;
+            let report = crate::ingest_cmd::run(&db, &live, &Clock::system(), &args).await;
+            db.close().await;
+            crate::ingest_cmd::check(&report?)
         }
     }
 }

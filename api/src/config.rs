@@ -137,6 +137,32 @@ pub struct ServeArgs {
     /// Seconds to wait for in-flight requests on shutdown.
     #[arg(long, env = "GONGGU_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    /// Waiting rooms: admissions per minute of a newly opened room (a leader may set another).
+    #[arg(long, env = "GONGGU_QUEUE_RATE_PER_MIN", default_value_t = 600)]
+    pub queue_rate_per_min: u64,
+
+    /// Waiting rooms: lifetime of an admission pass, in seconds; an unused pass's seat then goes on.
+    #[arg(long, env = "GONGGU_QUEUE_PASS_TTL_SECS", default_value_t = 300)]
+    pub queue_pass_ttl_secs: u64,
+
+    /// Waiting rooms: a waiting entry with no SSE connection and no poll for this many seconds is
+    /// dropped when its turn comes.
+    #[arg(long, env = "GONGGU_QUEUE_STALE_SECS", default_value_t = 30)]
+    pub queue_stale_secs: u64,
+
+    /// Waiting rooms: join attempts on one party within the burst window that turn its room on by
+    /// itself (0: never).
+    #[arg(long, env = "GONGGU_QUEUE_AUTO_THRESHOLD", default_value_t = 50)]
+    pub queue_auto_threshold: u64,
+
+    /// Waiting rooms: the burst window for the automatic opening, in seconds.
+    #[arg(long, env = "GONGGU_QUEUE_AUTO_WINDOW_SECS", default_value_t = 10)]
+    pub queue_auto_window_secs: u64,
+
+    /// Waiting rooms: how often the admitter runs, in milliseconds.
+    #[arg(long, env = "GONGGU_QUEUE_TICK_MS", default_value_t = 200)]
+    pub queue_tick_ms: u64,
 }
 
 /// Reads `gonggu.toml` (or the file named by `GONGGU_CONFIG`) and exports each `key = value` as the

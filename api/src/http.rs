@@ -18,7 +18,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use crate::{auth, health, idempotency, items, markets, nearby, parties};
+use crate::{auth, health, idempotency, ingest_runs, items, markets, nearby, parties, queue};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -38,6 +38,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "items", description = "The public item list"),
         (name = "parties", description = "Group buys"),
         (name = "bookings", description = "Seats in parties"),
+        (name = "queue", description = "Waiting rooms in front of hot parties"),
+        (name = "ingest", description = "Runs of the nightly public-data import"),
     )
 )]
 struct ApiDoc;
@@ -66,7 +68,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(markets::router())
         .merge(items::router())
         .merge(parties::router())
-        .merge(nearby::router());
+        .merge(nearby::router())
+        .merge(queue::router())
+        .merge(ingest_runs::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .split_for_parts()
@@ -85,8 +89,9 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(health::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
-        .route_layer(middleware::from_fn(track_metrics))
         .fallback(not_found)
+        // `layer`, not `route_layer`: unknown routes are counted too, as `unmatched`.
+        .layer(middleware::from_fn(track_metrics))
         .layer(middleware::from_fn(problem_for_bare_errors));
     let app = match cors(&state.settings.cors_origins) {
         Some(cors) => app.layer(cors),

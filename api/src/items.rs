@@ -16,8 +16,8 @@ use crate::extract::{Path, Query};
 use crate::paging::{self, optional_text, Page};
 use crate::state::AppState;
 
-/// Cache key of the item generation counter.
-const GENERATION_KEY: &str = "items:generation";
+/// Cache key of the item generation counter (shared with ingest, which bumps it).
+const GENERATION_KEY: &str = store::catalog::ITEM_SEARCH_GENERATION_KEY;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -72,7 +72,7 @@ pub struct ItemQuery {
 
 /// Marks every cached item search stale. Call after items change.
 pub async fn invalidate_search_cache(cache: &dyn Cache) -> Result<(), store::live::LiveError> {
-    cache.incr(GENERATION_KEY).await.map(|_| ())
+    store::catalog::invalidate_item_search(cache).await
 }
 
 /// List or search items.

@@ -42,6 +42,7 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
             stop.clone(),
         )),
         tokio::spawn(maintenance(state.clone(), stop.clone())),
+        tokio::spawn(crate::queue::admitter::run(state.clone(), stop.clone())),
     ];
     let app = crate::http::router(state);
     let mut stop_http = stop;

@@ -22,6 +22,31 @@ pub struct Settings {
     pub login_window: Duration,
     pub trust_forwarded_for: bool,
     pub cors_origins: Vec<String>,
+    pub queue: QueueSettings,
+}
+
+/// Waiting-room tunables (see `gonggu serve --help`).
+#[derive(Clone, Debug)]
+pub struct QueueSettings {
+    pub rate_per_min: i64,
+    pub pass_ttl: Duration,
+    pub stale_after: Duration,
+    pub auto_threshold: u64,
+    pub auto_window: Duration,
+    pub tick: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            rate_per_min: 600,
+            pass_ttl: Duration::from_secs(300),
+            stale_after: Duration::from_secs(30),
+            auto_threshold: 50,
+            auto_window: Duration::from_secs(10),
+            tick: Duration::from_millis(200),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -35,6 +60,7 @@ impl Default for Settings {
             login_window: Duration::from_secs(900),
             trust_forwarded_for: false,
             cors_origins: Vec::new(),
+            queue: QueueSettings::default(),
         }
     }
 }
@@ -55,6 +81,14 @@ impl Settings {
                 .map(|o| o.trim().to_owned())
                 .filter(|o| !o.is_empty())
                 .collect(),
+            queue: QueueSettings {
+                rate_per_min: args.queue_rate_per_min.clamp(1, 1_000_000) as i64,
+                pass_ttl: Duration::from_secs(args.queue_pass_ttl_secs.max(1)),
+                stale_after: Duration::from_secs(args.queue_stale_secs.max(1)),
+                auto_threshold: args.queue_auto_threshold,
+                auto_window: Duration::from_secs(args.queue_auto_window_secs.max(1)),
+                tick: Duration::from_millis(args.queue_tick_ms.max(10)),
+            },
         }
     }
 }
@@ -67,6 +101,10 @@ pub struct App {
     pub live: Live,
     pub clock: Clock,
     pub keys: TokenKeys,
+    /// Signs and checks waiting-room admission passes (a key of their own, derived from the secret).
+    pub passes: crate::queue::pass::PassKeys,
+    /// Names this process, e.g. as the holder of the admitter lease.
+    pub instance_id: String,
     pub settings: Settings,
 }
 
@@ -83,6 +121,8 @@ impl AppState {
             live,
             clock,
             keys,
+            passes: crate::queue::pass::PassKeys::new(jwt_secret),
+            instance_id: uuid::Uuid::new_v4().to_string(),
             settings,
         }))
     }

@@ -356,26 +356,26 @@ async fn a_dropped_bus_connection_resyncs_the_index_from_sql() {
         app.market_at(north(100.0).0, CENTER.1).await,
         app.item_in("030102001").await,
     );
-    // A party that reaches SQL without its event (as if the event was lost while disconnected).
-    let new = store::parties::NewParty {
-        leader_id: leader.id,
-        market_id: market,
-        item_id: item,
-        title: "silent".into(),
-        description: String::new(),
-        capacity: 3,
-        price_per_share: None,
-        meet_at: app.state.now() + 86_400_000,
-        deadline_at: app.state.now() + 3_600_000,
-    };
-    let party = store::parties::create_party(app.db(), &new, app.state.now())
-        .await
-        .unwrap();
+    // A party that reaches SQL without its event (as if the event was lost while disconnected):
+    // written straight into the table, so the relay has nothing to publish.
+    let now = app.state.now();
     let mut tx = app.db().begin().await.unwrap();
-    sqlx::query("UPDATE outbox SET sent_at = 1 WHERE sent_at IS NULL")
-        .execute(tx.conn())
-        .await
-        .unwrap();
+    let (party_id,): (i64,) = sqlx::query_as(
+        "INSERT INTO parties (leader_id, market_id, item_id, title, description, capacity, joined, \
+         meet_at, deadline_at, status, lat, lng, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'silent', '', 3, 1, $4, $5, 'recruiting', $6, $7, 1, $8, $8) RETURNING id",
+    )
+    .bind(leader.id)
+    .bind(market)
+    .bind(item)
+    .bind(now + 86_400_000)
+    .bind(now + 3_600_000)
+    .bind(north(100.0).0)
+    .bind(CENTER.1)
+    .bind(now)
+    .fetch_one(tx.conn())
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
@@ -396,5 +396,5 @@ async fn a_dropped_bus_connection_resyncs_the_index_from_sql() {
         .unwrap();
     assert_eq!(killed, 1);
     let page = eventually(&app, &nearby(1_000.0, ""), |p| !ids(p).is_empty()).await;
-    assert_eq!(ids(&page), vec![party.id]);
+    assert_eq!(ids(&page), vec![party_id]);
 }

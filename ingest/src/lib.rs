@@ -1,19 +1,22 @@
 //! Public-data ingest for gonggu: the paged Open API client, the consumer-price API and CSV import.
 //!
 //! Every source yields validated records ([`ItemRecord`], [`MarketRecord`]) and rejections naming the
-//! field at fault; the caller de-duplicates them ([`Dedup`]) and writes them. Nothing here touches the
-//! database.
+//! field at fault. [`run`] ties a source to the database: it de-duplicates them ([`Dedup`]), writes
+//! them in chunks through `store::catalog` and keeps the run record; the other modules never touch
+//! the database.
 //!
 //! * [`paged`]: data.go.kr paged operations as a bounded-concurrency stream of pages.
 //! * [`price`]: the consumer-price API (참가격), whole lists in one reply.
 //! * [`csv`]: the portal's CSV downloads (CP949 or UTF-8) and gonggu's plain CSV.
 //! * [`envelope`]: the reply parsers and every quirk they handle.
 //! * [`mock`]: a mock of these APIs with latency and injected faults, for tests and benchmarks.
+//! * [`run`] and [`feed`]: one ingest run, from the source to chunked upserts and the run record.
 
 pub mod csv;
 pub mod dedup;
 pub mod envelope;
 pub mod error;
+pub mod feed;
 mod http;
 pub mod key;
 pub mod mock;
@@ -21,6 +24,7 @@ pub mod paged;
 pub mod price;
 pub mod record;
 pub mod row;
+pub mod run;
 pub mod xml;
 
 pub use dedup::Dedup;

@@ -101,6 +101,11 @@ async fn is_member(conn: &mut AnyConnection, party_id: i64, user_id: i64) -> Res
     Ok(row.is_some())
 }
 
+/// Whether the user holds an active seat in the party.
+pub async fn is_active_member(db: &Db, party_id: i64, user_id: i64) -> Result<bool> {
+    is_member(&mut *db.pool().acquire().await?, party_id, user_id).await
+}
+
 /// Explains why the seat-taking update matched no row.
 fn join_refusal(party: Option<Party>, now: i64) -> BookingError {
     match party {

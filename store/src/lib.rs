@@ -10,18 +10,21 @@
 //! of HTTP.
 
 pub mod bookings;
+pub mod catalog;
 pub mod clock;
 pub mod cursor;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+pub mod ingest_runs;
 pub mod items;
 pub mod live;
 pub mod markets;
 pub mod outbox;
 pub mod parties;
 mod query;
+pub mod rooms;
 pub mod testing;
 pub mod tokens;
 pub mod users;

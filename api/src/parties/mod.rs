@@ -3,7 +3,7 @@
 mod types;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use store::bookings;
@@ -179,11 +179,12 @@ pub struct BookingView {
 
 /// Join a party: takes one seat, never more than the capacity, whatever the concurrency.
 #[utoipa::path(post, path = "/parties/{id}/bookings", tag = "bookings", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Party id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    params(("id" = i64, Path, description = "Party id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
+        ("Admission-Pass" = Option<String>, Header, description = "The waiting room's pass; required while the party's room is on")),
     responses(
         (status = 201, description = "Joined", body = BookingView),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`user_banned`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`user_banned`; with a waiting room on: `admission_required`, `invalid_admission_pass`, `admission_pass_wrong_party`, `admission_pass_wrong_user`, `admission_pass_expired`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`party_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`party_full`, `deadline_passed`, `party_cancelled`, `party_closed`, `already_member`", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -191,8 +192,11 @@ async fn join_party(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<i64>,
+    headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
+    let gate = crate::queue::check_booking(&state, id, user.id, &headers).await?;
     let (party, booking) = bookings::join_party(&state.db, id, user.id, state.now()).await?;
+    gate.consume(&state, id, user.id).await?;
     tracing::info!(party.id = id, user.id = user.id, "joined party");
     Ok((
         StatusCode::CREATED,

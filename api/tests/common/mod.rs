@@ -93,6 +93,16 @@ pub async fn fresh_backends(backend: Backend, dir: &std::path::Path) -> Option<(
     Some(connect(&storage).await)
 }
 
+/// The settings of a test app: the defaults, except that a burst of join attempts does not turn a
+/// waiting room on (the booking races would otherwise meet it; `api/tests/queue.rs` tests it) and
+/// the waiting-room admitter runs every 20 ms so tests wait less.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::default();
+    settings.queue.auto_threshold = 0;
+    settings.queue.tick = Duration::from_millis(20);
+    settings
+}
+
 /// A user made directly in the store (no argon2 cost) with a valid access token.
 #[derive(Clone, Debug)]
 pub struct TestUser {
@@ -114,7 +124,7 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
-        Self::spawn_with(backend, Settings::default()).await
+        Self::spawn_with(backend, test_settings()).await
     }
 
     pub async fn spawn_with(backend: Backend, settings: Settings) -> Option<TestApp> {
@@ -126,7 +136,13 @@ impl TestApp {
     /// A second instance on the same database and Redis prefix (scale-out: two API instances).
     pub async fn spawn_sibling(&self) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        Self::start(self.backend, self.storage.clone(), Settings::default(), dir).await
+        Self::start(
+            self.backend,
+            self.storage.clone(),
+            self.state.settings.clone(),
+            dir,
+        )
+        .await
     }
 
     async fn start(

@@ -5,6 +5,7 @@
 
 mod fanout;
 pub mod memory;
+pub mod queue;
 pub mod redis;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 pub use fanout::Fanout;
+pub use queue::{AdmitOutcome, Entered, QueueSpot, RoomCounts, WaitingRoom};
 
 /// A failure of a live-state backend.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +106,8 @@ pub struct Live {
     pub bus: Arc<dyn Bus>,
     pub cache: Arc<dyn Cache>,
     pub limiter: Arc<dyn RateLimiter>,
+    /// Waiting rooms in front of hot group buys.
+    pub queue: Arc<dyn WaitingRoom>,
     /// Set when the backends are on Redis, for readiness checks.
     pub redis: Option<redis::RedisLive>,
     /// The Redis bus itself, for operators' and tests' look at its connection.
@@ -117,6 +121,7 @@ impl Live {
             bus: Arc::new(memory::MemoryBus::default()),
             cache: Arc::new(memory::MemoryCache::default()),
             limiter: Arc::new(memory::MemoryRateLimiter::default()),
+            queue: Arc::new(queue::MemoryWaitingRoom::default()),
             redis: None,
             redis_bus: None,
         }
@@ -131,6 +136,7 @@ impl Live {
             bus: bus.clone(),
             cache: Arc::new(live.cache()),
             limiter: Arc::new(live.limiter()),
+            queue: Arc::new(queue::RedisWaitingRoom::new(live.clone())),
             redis: Some(live),
             redis_bus: Some(bus),
         })

@@ -1,0 +1,141 @@
+//! Following one's place in a waiting room over SSE, so clients need not poll.
+//!
+//! A follower subscribes to the room's bus topic and recomputes the user's spot whenever the room
+//! changes (on any instance: the admitter publishes after each round, leaves publish too). It sends
+//! an event only when the status changed, marks the entry as followed on every heartbeat so it is not
+//! dropped as abandoned, and ends after the final event (`admitted`, `expired`, `closed`, `left`).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use store::live::{BusMessage, Subscription};
+use store::rooms::{self, Room};
+use tokio::time::{Interval, MissedTickBehavior};
+
+use super::room::{status_of, Notice, QueueStatus};
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// The SSE response following `user_id` in `room`. Subscribes before reading the first status, so
+/// no change between the two is missed.
+pub async fn follow(
+    state: AppState,
+    room: Room,
+    user_id: i64,
+    sub: Subscription,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let heartbeat = (state.settings.queue.stale_after / 3).max(Duration::from_millis(500));
+    let mut touch = tokio::time::interval(heartbeat);
+    touch.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let follower = Follower {
+        state,
+        room,
+        user_id,
+        sub,
+        touch,
+        last: None,
+        dirty: true,
+        done: false,
+    };
+    let stream = futures::stream::unfold(follower, |mut f| async move {
+        let event = f.next_event().await?;
+        Some((Ok(event), f))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+struct Follower {
+    state: AppState,
+    room: Room,
+    user_id: i64,
+    sub: Subscription,
+    touch: Interval,
+    last: Option<QueueStatus>,
+    /// The status must be recomputed before waiting again.
+    dirty: bool,
+    done: bool,
+}
+
+impl Follower {
+    /// The next event to send, or `None` when the stream ends.
+    async fn next_event(&mut self) -> Option<Event> {
+        if self.done {
+            return None;
+        }
+        let mut touch_now = false;
+        loop {
+            if self.dirty {
+                self.dirty = false;
+                match self.status(touch_now).await {
+                    Ok(Some(event)) => return Some(event),
+                    Ok(None) => {}
+                    Err(_) => {
+                        // Logged by ApiError; tell the client to reconnect instead of going silent.
+                        self.done = true;
+                        return Some(Event::default().event("error").data("{}"));
+                    }
+                }
+            }
+            touch_now = false;
+            tokio::select! {
+                msg = self.sub.recv() => match msg {
+                    Some(BusMessage::Payload(bytes)) => match serde_json::from_slice::<Notice>(&bytes) {
+                        Ok(Notice::Changed) => self.dirty = true,
+                        Ok(Notice::Closed { reason }) => {
+                            self.done = true;
+                            let status = QueueStatus::closed(self.room.party_id, Some(reason));
+                            return Some(event_of(&status));
+                        }
+                        Err(err) => tracing::warn!(error = %err, "unreadable queue notice"),
+                    },
+                    Some(BusMessage::Gap) => {
+                        // Notices may be lost: read the room again (it may have closed).
+                        if let Ok(Some(room)) = rooms::get_room(&self.state.db, self.room.party_id).await {
+                            self.room = room;
+                        }
+                        self.dirty = true;
+                    }
+                    None => {
+                        self.done = true;
+                        return None;
+                    }
+                },
+                _ = self.touch.tick() => {
+                    touch_now = true;
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Recomputes the status; an event when it changed.
+    async fn status(&mut self, touch: bool) -> ApiResult<Option<Event>> {
+        let status = status_of(&self.state, &self.room, self.user_id, touch).await?;
+        let Some(status) = status else {
+            self.done = true;
+            let data = serde_json::json!({ "party_id": self.room.party_id, "state": "left" });
+            return Ok(Some(Event::default().event("left").data(data.to_string())));
+        };
+        if self.last.as_ref() == Some(&status) {
+            return Ok(None);
+        }
+        if status.is_final() {
+            self.done = true;
+        }
+        let event = event_of(&status);
+        self.last = Some(status);
+        Ok(Some(event))
+    }
+}
+
+/// `position` while waiting; otherwise the state's name.
+fn event_of(status: &QueueStatus) -> Event {
+    let name = match status.state {
+        "waiting" => "position",
+        other => other,
+    };
+    let data = serde_json::to_string(status).unwrap_or_else(|_| "{}".to_owned());
+    Event::default().event(name).data(data)
+}

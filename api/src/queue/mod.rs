@@ -1,0 +1,367 @@
+//! Waiting rooms: a fair FIFO queue in front of hot parties.
+//!
+//! While a party's room is on, booking it needs an admission pass. People enter the queue, follow
+//! their position (SSE or polling), and the one admitter of the deployment ([`admitter`]) lets them
+//! in at the room's rate, never more than the free seats. The queue is live state
+//! (`store::live::queue`, in-process or Redis); the room's switch and counters are in SQL
+//! (`store::rooms`).
+
+pub mod admitter;
+mod follow;
+mod gate;
+pub mod pass;
+mod room;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use store::live::queue::Entered;
+use store::parties::{self, status as party_status, Party};
+use store::rooms::{self, Room};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use gate::{check_booking, Gate};
+pub use room::QueueStatus;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{parse_json, Path};
+use crate::state::AppState;
+use room::{gone_key, notify, rate_per_min, room_or_off, status_of, Notice};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(enter_queue, get_queue))
+        .routes(routes!(get_my_queue_status, leave_queue))
+        .routes(routes!(follow_my_queue_status))
+        .routes(routes!(open_queue))
+        .routes(routes!(pause_queue))
+        .routes(routes!(resume_queue))
+}
+
+async fn party_or_404(state: &AppState, id: i64) -> ApiResult<Party> {
+    parties::get_party(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "party_not_found", "party not found"))
+}
+
+fn not_in_queue() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_in_queue",
+        "you are not in this party's waiting room",
+    )
+}
+
+fn room_closed(room: &Room) -> ApiError {
+    ApiError::conflict(
+        "queue_closed",
+        format!(
+            "the waiting room closed ({})",
+            room.close_reason.as_deref().unwrap_or("closed")
+        ),
+    )
+}
+
+/// Enter the party's waiting room (idempotent: entering again keeps the first position).
+#[utoipa::path(post, path = "/parties/{id}/queue", tag = "queue", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Party id")),
+    responses(
+        (status = 201, description = "Entered: position, people ahead, estimated wait", body = QueueStatus),
+        (status = 200, description = "Already in the room: the current status", body = QueueStatus),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`party_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`queue_off`, `queue_closed`, `already_member`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn enter_queue(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<impl IntoResponse> {
+    party_or_404(&state, id).await?;
+    let room = room_or_off(&state, id).await?;
+    if !room.gates_bookings() {
+        return Err(room_closed(&room));
+    }
+    if store::bookings::is_active_member(&state.db, id, user.id).await? {
+        return Err(ApiError::conflict(
+            "already_member",
+            "you are already a member of this party",
+        ));
+    }
+    let now = state.now();
+    let entered = state.live.queue.enter(id, user.id, now).await?;
+    let code = match entered {
+        Entered::Waiting { .. } => {
+            state.live.cache.delete(&gone_key(id, user.id)).await?;
+            notify(&state, id, &Notice::Changed).await;
+            StatusCode::CREATED
+        }
+        Entered::AlreadyWaiting { .. } | Entered::Admitted { .. } => StatusCode::OK,
+    };
+    let status = status_of(&state, &room, user.id, false)
+        .await?
+        .ok_or_else(not_in_queue)?;
+    tracing::info!(party.id = id, user.id = user.id, "entered waiting room");
+    Ok((code, axum::Json(status)))
+}
+
+/// My place in the party's waiting room; the admission pass once admitted. Polling counts as
+/// following: an entry nobody follows is dropped when its turn comes.
+#[utoipa::path(get, path = "/parties/{id}/queue/me", tag = "queue", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Party id")),
+    responses(
+        (status = 200, description = "`waiting`, `admitted` (with the pass), `expired` or `closed`", body = QueueStatus),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_in_queue`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`queue_off`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_my_queue_status(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<QueueStatus>> {
+    let room = room_or_off(&state, id).await?;
+    let status = status_of(&state, &room, user.id, true)
+        .await?
+        .ok_or_else(not_in_queue)?;
+    Ok(axum::Json(status))
+}
+
+/// Leave the waiting room (waiting, or admitted and giving the pass back).
+#[utoipa::path(delete, path = "/parties/{id}/queue/me", tag = "queue", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Party id")),
+    responses(
+        (status = 204, description = "Left"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_in_queue`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`queue_off`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn leave_queue(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    room_or_off(&state, id).await?;
+    if !state.live.queue.leave(id, user.id).await? {
+        return Err(not_in_queue());
+    }
+    notify(&state, id, &Notice::Changed).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Follow my place over Server-Sent Events: `position` events while waiting, then one of
+/// `admitted` (with the pass), `expired`, `closed` or `left`, after which the stream ends.
+/// Comments keep the connection alive; an open stream counts as following.
+#[utoipa::path(get, path = "/parties/{id}/queue/me/events", tag = "queue", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Party id")),
+    responses(
+        (status = 200, description = "An event stream; each event's data is a QueueStatus", content_type = "text/event-stream", body = String),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_in_queue`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`queue_off`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn follow_my_queue_status(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<impl IntoResponse> {
+    let sub = state.live.bus.subscribe(&room::topic(id)).await?;
+    let room = room_or_off(&state, id).await?;
+    if status_of(&state, &room, user.id, true).await?.is_none() {
+        return Err(not_in_queue());
+    }
+    follow::follow(state, room, user.id, sub).await
+}
+
+/// A waiting room as its leader sees it.
+#[derive(Serialize, ToSchema)]
+pub struct RoomView {
+    pub party_id: i64,
+    /// `open`, `paused` or `closed`.
+    pub state: String,
+    /// Configured admissions per minute.
+    pub rate_per_min: i64,
+    /// Admissions per minute measured over the last minute (the configured rate until measured).
+    pub admission_rate_per_min: f64,
+    /// Whether a burst of join attempts turned the room on.
+    pub auto_opened: bool,
+    pub waiting: u64,
+    /// Unexpired, unused admission passes.
+    pub passes_in_flight: u64,
+    pub admitted_total: i64,
+    pub dropped_total: i64,
+    pub expired_total: i64,
+    pub free_seats: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_reason: Option<String>,
+}
+
+async fn room_view(state: &AppState, room: Room, party: &Party) -> ApiResult<RoomView> {
+    let counts = state.live.queue.counts(room.party_id, state.now()).await?;
+    Ok(RoomView {
+        party_id: room.party_id,
+        admission_rate_per_min: rate_per_min(state, &room).await,
+        state: room.state,
+        rate_per_min: room.rate_per_min,
+        auto_opened: room.auto_opened != 0,
+        waiting: counts.waiting,
+        passes_in_flight: counts.in_flight,
+        admitted_total: room.admitted_total,
+        dropped_total: room.dropped_total,
+        expired_total: room.expired_total,
+        free_seats: party.capacity - party.joined,
+        close_reason: room.close_reason,
+    })
+}
+
+/// The party, when `user` leads it.
+async fn led_party(state: &AppState, id: i64, user: AuthUser) -> ApiResult<Party> {
+    let party = party_or_404(state, id).await?;
+    if party.leader_id != user.id {
+        return Err(ApiError::forbidden(
+            "not_party_leader",
+            "only the party's leader may do this",
+        ));
+    }
+    Ok(party)
+}
+
+/// The waiting room of a party I lead: waiting, passes in flight, admission rate, counters.
+#[utoipa::path(get, path = "/parties/{id}/queue", tag = "queue", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Party id")),
+    responses(
+        (status = 200, description = "The room", body = RoomView),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`not_party_leader`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`party_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`queue_off`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_queue(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<RoomView>> {
+    let party = led_party(&state, id, user).await?;
+    let room = room_or_off(&state, id).await?;
+    Ok(axum::Json(room_view(&state, room, &party).await?))
+}
+
+/// Options of an opening room.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OpenQueueRequest {
+    /// Admissions per minute, 1 to 60000 (default `GONGGU_QUEUE_RATE_PER_MIN`).
+    pub rate_per_min: Option<i64>,
+}
+
+/// Turn the waiting room on (or back on after it closed). From then on, booking needs a pass.
+#[utoipa::path(post, path = "/parties/{id}/queue/open", tag = "queue", security(("bearer" = [])),
+    request_body(content = Option<OpenQueueRequest>, description = "Optional; an empty body keeps the defaults"),
+    params(("id" = i64, Path, description = "Party id")),
+    responses(
+        (status = 200, description = "The room, open", body = RoomView),
+        (status = 400, description = "`malformed_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`not_party_leader`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`party_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_party_status` (only a recruiting party)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` naming `rate_per_min`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn open_queue(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> ApiResult<axum::Json<RoomView>> {
+    let trimmed = body.trim_ascii();
+    let req: OpenQueueRequest = if trimmed.is_empty() || trimmed == b"null" {
+        OpenQueueRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let rate = match req.rate_per_min {
+        None => state.settings.queue.rate_per_min,
+        Some(r) if (1..=60_000).contains(&r) => r,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "rate_per_min",
+                "rate_per_min must be between 1 and 60000",
+            ))
+        }
+    };
+    let party = led_party(&state, id, user).await?;
+    if party.status != party_status::RECRUITING {
+        return Err(ApiError::conflict(
+            "invalid_party_status",
+            format!(
+                "only a recruiting party can open a waiting room; it is {}",
+                party.status
+            ),
+        ));
+    }
+    let room = rooms::open_room(&state.db, id, rate, state.now()).await?;
+    tracing::info!(party.id = id, rate_per_min = rate, "waiting room opened");
+    Ok(axum::Json(room_view(&state, room, &party).await?))
+}
+
+/// Moves a led party's room between states, or says why it cannot.
+async fn switch_room(
+    state: &AppState,
+    id: i64,
+    user: AuthUser,
+    from: &str,
+    to: &str,
+) -> ApiResult<axum::Json<RoomView>> {
+    let party = led_party(state, id, user).await?;
+    let current = room_or_off(state, id).await?;
+    let Some(room) = rooms::change_state(&state.db, id, &[from], to, None, state.now()).await?
+    else {
+        return Err(ApiError::conflict(
+            "invalid_queue_state",
+            format!("the waiting room is {}, not {from}", current.state),
+        ));
+    };
+    notify(state, id, &Notice::Changed).await;
+    Ok(axum::Json(room_view(state, room, &party).await?))
+}
+
+/// Pause admissions; people can still enter and keep their places.
+#[utoipa::path(post, path = "/parties/{id}/queue/pause", tag = "queue", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Party id")),
+    responses(
+        (status = 200, description = "The room, paused", body = RoomView),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`not_party_leader`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`party_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`queue_off`, `invalid_queue_state`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn pause_queue(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<RoomView>> {
+    switch_room(&state, id, user, rooms::state::OPEN, rooms::state::PAUSED).await
+}
+
+/// Resume admissions of a paused room.
+#[utoipa::path(post, path = "/parties/{id}/queue/resume", tag = "queue", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Party id")),
+    responses(
+        (status = 200, description = "The room, open", body = RoomView),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`not_party_leader`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`party_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`queue_off`, `invalid_queue_state`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn resume_queue(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<RoomView>> {
+    switch_room(&state, id, user, rooms::state::PAUSED, rooms::state::OPEN).await
+}

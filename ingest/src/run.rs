@@ -1,0 +1,587 @@
+//! One ingest run, end to end: fetch → validate → de-duplicate → chunked upserts → run record.
+//!
+//! ```text
+//! feed task (pages, bounded) ──► Dedup ──► chunk buffer ──► apply_chunk (one transaction each)
+//!                                                   │              └─► outbox event (markets)
+//!                                                   └─► after a complete run of a full source:
+//!                                                       deactivate the rows that vanished
+//! ```
+//!
+//! Outcomes: **succeeded** (every page applied, vanished rows deactivated), **partial** (some pages
+//! failed after their retries: every other page applied, nothing deactivated, the pages listed),
+//! **failed** (the source stopped or a write failed: the chunks committed before stay, the rows
+//! buffered for the next chunk are dropped, so the database never holds half a chunk).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use store::catalog::{self, CatalogRow, ChunkCounts, ItemRow, MarketRow, Table};
+use store::ingest_runs::{self, status, RunTotals};
+use store::live::Cache;
+use store::{Clock, Db, Dialect};
+use tokio::task::JoinSet;
+
+use crate::feed::{self, error_chain, Batch, Event, FeedRecord, SourceSpec};
+use crate::record::{ItemRecord, MarketRecord, Rejection, SourceId};
+use crate::Dedup;
+
+/// What a run ingests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Items,
+    Markets,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Items => "items",
+            Kind::Markets => "markets",
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Partial,
+    Failed,
+}
+
+impl Outcome {
+    /// The run record's status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => status::SUCCEEDED,
+            Outcome::Partial => status::PARTIAL,
+            Outcome::Failed => status::FAILED,
+        }
+    }
+
+    /// The process exit code a cron job can act on: 0 succeeded, 3 partial, 1 failed.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Succeeded => 0,
+            Outcome::Partial => 3,
+            Outcome::Failed => 1,
+        }
+    }
+}
+
+/// Default rows per chunk (one transaction, one multi-row statement).
+pub const DEFAULT_CHUNK_SIZE: usize = 1000;
+/// Rejections kept in the report (all are counted).
+const REJECTION_SAMPLE: usize = 20;
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The natural-key namespace (`source` column); `None`: [`SourceSpec::default_name`].
+    pub source_name: Option<String>,
+    /// Rows per chunk, 1..=[`catalog::MAX_CHUNK`].
+    pub chunk_size: usize,
+    /// Chunk transactions in flight at once; `None`: 1 on SQLite (one writer anyway), 4 on PostgreSQL.
+    pub write_concurrency: Option<usize>,
+    /// Classify against the database and report, but write nothing (no run record either).
+    pub dry_run: bool,
+    /// The source lists everything it has, so rows missing from a complete run are deactivated.
+    pub full_source: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            source_name: None,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            write_concurrency: None,
+            dry_run: false,
+            full_source: true,
+        }
+    }
+}
+
+/// Where a run stands, for progress displays.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub pages: u64,
+    pub total_pages: Option<u64>,
+    pub rows_fetched: u64,
+    /// Rows applied (inserted + updated + unchanged) so far.
+    pub applied: u64,
+    pub failed_pages: usize,
+    pub elapsed: Duration,
+}
+
+/// Receives progress after every batch. `()` ignores it.
+pub trait Progress: Send + Sync {
+    fn update(&self, snapshot: &Snapshot);
+}
+
+impl Progress for () {
+    fn update(&self, _: &Snapshot) {}
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The run record, `None` for dry runs.
+    pub run_id: Option<i64>,
+    pub source: String,
+    pub kind: Kind,
+    pub outcome: Outcome,
+    pub totals: RunTotals,
+    pub failed_pages: Vec<u32>,
+    pub error: Option<String>,
+    pub dry_run: bool,
+    /// The first rejections (all are counted in `totals.rejected`).
+    pub rejections: Vec<Rejection>,
+    /// Up to 20 ids of markets kept without usable coordinates.
+    pub no_coordinates_sample: Vec<String>,
+    pub elapsed: Duration,
+    /// Time spent in chunk transactions, summed over the writers.
+    pub write_time: Duration,
+}
+
+/// Why a run could not even be recorded (the database is unreachable). Every other failure is
+/// an [`Outcome::Failed`] in the report and the run record.
+#[derive(Debug, thiserror::Error)]
+#[error("ingest run: {what}")]
+pub struct RunError {
+    what: &'static str,
+    #[source]
+    source: store::Error,
+}
+
+fn db_error(what: &'static str) -> impl FnOnce(store::Error) -> RunError {
+    move |source| RunError { what, source }
+}
+
+/// A record kind that can be written to its catalog table.
+pub trait Ingestible: FeedRecord + SourceId {
+    type Row: CatalogRow + Send + Sync + 'static;
+    const KIND: Kind;
+    fn into_row(self) -> Self::Row;
+    /// True for markets without usable coordinates (kept, reported).
+    fn lacks_coordinates(&self) -> bool {
+        false
+    }
+}
+
+impl Ingestible for ItemRecord {
+    type Row = ItemRow;
+    const KIND: Kind = Kind::Items;
+    fn into_row(self) -> ItemRow {
+        ItemRow {
+            source_id: self.source_id,
+            name: self.name,
+            category_code: self.category_code,
+            unit: self.unit,
+            base_count: self.base_count,
+            total_count: self.total_count,
+            total_unit: self.total_unit,
+            maker: self.maker,
+        }
+    }
+}
+
+impl Ingestible for MarketRecord {
+    type Row = MarketRow;
+    const KIND: Kind = Kind::Markets;
+    fn into_row(self) -> MarketRow {
+        MarketRow {
+            source_id: self.source_id,
+            name: self.name,
+            kind: self.kind,
+            road_address: self.road_address,
+            lat: self.lat,
+            lng: self.lng,
+            area_code: self.area_code,
+        }
+    }
+    fn lacks_coordinates(&self) -> bool {
+        !self.has_coordinates()
+    }
+}
+
+/// Everything a run needs from the application.
+pub struct RunContext<'a> {
+    pub db: &'a Db,
+    /// The live cache whose item search generation is bumped when items change.
+    pub cache: Option<&'a dyn Cache>,
+    pub clock: &'a Clock,
+    pub progress: &'a dyn Progress,
+}
+
+/// Ingests items or markets from `spec`.
+pub async fn run(
+    ctx: &RunContext<'_>,
+    kind: Kind,
+    spec: &SourceSpec,
+    opts: &RunOptions,
+) -> Result<RunReport, RunError> {
+    match kind {
+        Kind::Items => run_kind::<ItemRecord>(ctx, spec, opts).await,
+        Kind::Markets => run_kind::<MarketRecord>(ctx, spec, opts).await,
+    }
+}
+
+/// Ingests one kind of record.
+pub async fn run_kind<T: Ingestible>(
+    ctx: &RunContext<'_>,
+    spec: &SourceSpec,
+    opts: &RunOptions,
+) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let buffer = match spec {
+        SourceSpec::Paged(cfg) => cfg.concurrency.max(1),
+        _ => 1,
+    };
+    let mut feed = feed::start::<T>(spec, buffer).await;
+    let source = opts
+        .source_name
+        .clone()
+        .unwrap_or_else(|| spec.default_name(feed.layout));
+    let kind = T::KIND;
+    let run_id = if opts.dry_run {
+        None
+    } else {
+        let id = ingest_runs::start_run(ctx.db, &source, kind.as_str(), ctx.clock.now_ms())
+            .await
+            .map_err(db_error("opening the run record"))?;
+        Some(id)
+    };
+    tracing::info!(run.id = ?run_id, source = %source, kind = kind.as_str(), dry_run = opts.dry_run, "ingest run started");
+
+    let mut state = RunState::<T>::new(ctx, &source, opts, started);
+    while let Some(event) = feed.events.recv().await {
+        match event {
+            Event::Batch(batch) => {
+                if let Err(e) = state.take_batch(batch).await {
+                    state.fail(e, None);
+                    break;
+                }
+            }
+            Event::PageFailed(e) => {
+                tracing::warn!(run.id = ?run_id, error = %error_chain(&e), "page failed after its retries; going on");
+                if let Some(page) = e.page {
+                    state.failed_pages.push(page);
+                }
+                if state.error.is_none() {
+                    state.error = Some(error_chain(&e));
+                }
+            }
+            Event::Stopped(message, page) => {
+                state.fail(message, page);
+                break;
+            }
+        }
+        state.report_progress();
+    }
+    state.totals.calls = feed.stats.snapshot().calls;
+    // Stops the requests still in flight when the run stopped early.
+    drop(feed);
+    state.finish().await;
+    let report = state.into_report(run_id);
+    if let Some(id) = run_id {
+        ingest_runs::finish_run(
+            ctx.db,
+            id,
+            report.outcome.as_str(),
+            &report.totals,
+            report.error.as_deref(),
+            (!report.failed_pages.is_empty())
+                .then(|| join_pages(&report.failed_pages))
+                .as_deref(),
+            ctx.clock.now_ms(),
+        )
+        .await
+        .map_err(db_error("closing the run record"))?;
+    }
+    tracing::info!(
+        run.id = ?run_id,
+        status = report.outcome.as_str(),
+        inserted = report.totals.inserted,
+        updated = report.totals.updated,
+        unchanged = report.totals.unchanged,
+        deactivated = report.totals.deactivated,
+        rejected = report.totals.rejected,
+        calls = report.totals.calls,
+        "ingest run finished"
+    );
+    Ok(report)
+}
+
+fn join_pages(pages: &[u32]) -> String {
+    let mut sorted = pages.to_vec();
+    sorted.sort_unstable();
+    sorted
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The mutable state of one run.
+struct RunState<'a, T: Ingestible> {
+    ctx: &'a RunContext<'a>,
+    source: &'a str,
+    opts: &'a RunOptions,
+    started: Instant,
+    dedup: Dedup,
+    /// Ids of rejected rows: present in the source, so not deactivated.
+    rejected_ids: HashSet<String>,
+    buffer: Vec<T::Row>,
+    writers: JoinSet<(Result<ChunkCounts, store::Error>, Duration)>,
+    write_concurrency: usize,
+    totals: RunTotals,
+    total_pages: Option<u64>,
+    failed_pages: Vec<u32>,
+    stopped: bool,
+    error: Option<String>,
+    rejections: Vec<Rejection>,
+    no_coordinates_sample: Vec<String>,
+    write_time: Duration,
+}
+
+impl<'a, T: Ingestible> RunState<'a, T> {
+    fn new(
+        ctx: &'a RunContext<'a>,
+        source: &'a str,
+        opts: &'a RunOptions,
+        started: Instant,
+    ) -> Self {
+        let write_concurrency = opts.write_concurrency.unwrap_or(match ctx.db.dialect() {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres => 4,
+        });
+        Self {
+            ctx,
+            source,
+            opts,
+            started,
+            dedup: Dedup::new(),
+            rejected_ids: HashSet::new(),
+            buffer: Vec::new(),
+            writers: JoinSet::new(),
+            write_concurrency: write_concurrency.max(1),
+            totals: RunTotals::default(),
+            total_pages: None,
+            failed_pages: Vec::new(),
+            stopped: false,
+            error: None,
+            rejections: Vec::new(),
+            no_coordinates_sample: Vec::new(),
+            write_time: Duration::ZERO,
+        }
+    }
+
+    fn chunk_size(&self) -> usize {
+        self.opts.chunk_size.clamp(1, catalog::MAX_CHUNK)
+    }
+
+    /// Validates (counts the rejections), de-duplicates and buffers a batch; writes full chunks.
+    async fn take_batch(&mut self, batch: Batch<T>) -> Result<(), String> {
+        let Batch {
+            total_pages,
+            mut records,
+            rejected,
+            ..
+        } = batch;
+        self.totals.pages += 1;
+        self.total_pages = total_pages.map(u64::from).or(self.total_pages);
+        self.totals.rows_fetched += (records.len() + rejected.len()) as u64;
+        self.totals.rejected += rejected.len() as u64;
+        for rejection in rejected {
+            if self.rejections.len() < REJECTION_SAMPLE {
+                tracing::warn!(source = %self.source, rejection = %rejection, "row rejected");
+                self.rejections.push(rejection.clone());
+            }
+            if let Some(id) = rejection.source_id {
+                self.rejected_ids.insert(id);
+            }
+        }
+        self.totals.duplicates += self.dedup.retain(&mut records) as u64;
+        for record in records {
+            if record.lacks_coordinates() {
+                self.totals.no_coordinates += 1;
+                if self.no_coordinates_sample.len() < REJECTION_SAMPLE {
+                    self.no_coordinates_sample
+                        .push(record.source_id().to_owned());
+                }
+            }
+            self.buffer.push(record.into_row());
+        }
+        let size = self.chunk_size();
+        while self.buffer.len() >= size {
+            let rest = self.buffer.split_off(size);
+            let chunk = std::mem::replace(&mut self.buffer, rest);
+            self.write(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts writing a chunk, first waiting for a writer slot.
+    async fn write(&mut self, chunk: Vec<T::Row>) -> Result<(), String> {
+        while self.writers.len() >= self.write_concurrency {
+            self.join_one().await?;
+        }
+        let db = self.ctx.db.clone();
+        let source = self.source.to_owned();
+        let now = self.ctx.clock.now_ms();
+        let dry_run = self.opts.dry_run;
+        self.writers.spawn(async move {
+            let started = Instant::now();
+            let counts = if dry_run {
+                catalog::classify_chunk(&db, &source, &chunk).await
+            } else {
+                catalog::apply_chunk(&db, &source, &chunk, now).await
+            };
+            (counts, started.elapsed())
+        });
+        Ok(())
+    }
+
+    /// Waits for one chunk writer and adds its counts.
+    async fn join_one(&mut self) -> Result<(), String> {
+        let Some(joined) = self.writers.join_next().await else {
+            return Ok(());
+        };
+        match joined {
+            Ok((Ok(counts), took)) => {
+                self.write_time += took;
+                self.totals.inserted += counts.inserted;
+                self.totals.updated += counts.updated;
+                self.totals.unchanged += counts.unchanged;
+                Ok(())
+            }
+            Ok((Err(e), _)) => Err(format!("writing a chunk failed: {}", error_chain(&e))),
+            Err(e) => Err(format!("a chunk writer stopped: {e}")),
+        }
+    }
+
+    /// Waits for every chunk writer, keeping the first error.
+    async fn drain_writers(&mut self) -> Result<(), String> {
+        let mut first = Ok(());
+        while !self.writers.is_empty() {
+            if let Err(e) = self.join_one().await {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
+
+    fn fail(&mut self, message: String, page: Option<u32>) {
+        tracing::error!(source = %self.source, error = %message, "ingest run stopped");
+        self.stopped = true;
+        if let Some(page) = page {
+            self.failed_pages.push(page);
+        }
+        self.error = Some(message);
+    }
+
+    /// Writes the last chunk (unless the run stopped), waits for the writers, deactivates the rows
+    /// that vanished after a complete run of a full source, and invalidates cached searches.
+    async fn finish(&mut self) {
+        if !self.stopped && !self.buffer.is_empty() {
+            let last = std::mem::take(&mut self.buffer);
+            if let Err(e) = self.write(last).await {
+                self.fail(e, None);
+            }
+        }
+        // Rows buffered for an unfinished chunk are dropped: a chunk is applied whole or not at all.
+        self.buffer.clear();
+        if let Err(e) = self.drain_writers().await {
+            self.fail(e, None);
+        }
+        let complete = !self.stopped && self.failed_pages.is_empty();
+        if complete && self.opts.full_source {
+            if let Err(e) = self.deactivate_vanished().await {
+                self.fail(e, None);
+            }
+        }
+        let changed = self.totals.inserted + self.totals.updated + self.totals.deactivated;
+        if T::KIND == Kind::Items && changed > 0 && !self.opts.dry_run {
+            if let Some(cache) = self.ctx.cache {
+                if let Err(e) = catalog::invalidate_item_search(cache).await {
+                    tracing::warn!(error = %e, "could not invalidate cached item searches; they expire with their TTL");
+                }
+            }
+        }
+    }
+
+    /// Marks the source's active rows that this run did not see as inactive, in chunks.
+    async fn deactivate_vanished(&mut self) -> Result<(), String> {
+        if self.dedup.is_empty() {
+            // An empty list from a source that had rows is far likelier a fault than the truth.
+            tracing::warn!(source = %self.source, "the source returned no rows; nothing deactivated");
+            return Ok(());
+        }
+        let table = match T::KIND {
+            Kind::Items => Table::Items,
+            Kind::Markets => Table::Markets,
+        };
+        let (seen, rejected) = (self.dedup.ids(), &self.rejected_ids);
+        let vanished = catalog::vanished_ids(self.ctx.db, table, self.source, |sid| {
+            seen.contains(sid) || rejected.contains(sid)
+        })
+        .await
+        .map_err(|e| format!("listing active rows failed: {}", error_chain(&e)))?;
+        if self.opts.dry_run {
+            self.totals.deactivated = vanished.len() as u64;
+            return Ok(());
+        }
+        for ids in vanished.chunks(self.chunk_size()) {
+            let done = catalog::deactivate(self.ctx.db, table, ids, self.ctx.clock.now_ms())
+                .await
+                .map_err(|e| format!("deactivating vanished rows failed: {}", error_chain(&e)))?;
+            self.totals.deactivated += done;
+        }
+        if !vanished.is_empty() {
+            tracing::info!(source = %self.source, deactivated = self.totals.deactivated, "rows that vanished from the source marked inactive");
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            pages: self.totals.pages,
+            total_pages: self.total_pages,
+            rows_fetched: self.totals.rows_fetched,
+            applied: self.totals.inserted + self.totals.updated + self.totals.unchanged,
+            failed_pages: self.failed_pages.len(),
+            elapsed: self.started.elapsed(),
+        }
+    }
+
+    fn report_progress(&self) {
+        self.ctx.progress.update(&self.snapshot());
+    }
+
+    fn into_report(self, run_id: Option<i64>) -> RunReport {
+        self.ctx.progress.update(&self.snapshot());
+        let outcome = if self.stopped {
+            Outcome::Failed
+        } else if !self.failed_pages.is_empty() {
+            Outcome::Partial
+        } else {
+            Outcome::Succeeded
+        };
+        RunReport {
+            run_id,
+            source: self.source.to_owned(),
+            kind: T::KIND,
+            outcome,
+            totals: self.totals,
+            failed_pages: self.failed_pages,
+            error: self.error,
+            dry_run: self.opts.dry_run,
+            rejections: self.rejections,
+            no_coordinates_sample: self.no_coordinates_sample,
+            elapsed: self.started.elapsed(),
+            write_time: self.write_time,
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The waiting room: a fair first-come, first-served queue per party in front of a hot group buy.
+//!
+//! Users enter a party's queue, follow their position (SSE heartbeats or polls mark them seen), and
+//! a single admitter (elected with [`WaitingRoom::lease`]) lets them through a few at a time. An
+//! admission is a short-lived ticket that the join request consumes once. Users who stopped
+//! following are dropped when their turn comes instead of wasting an admission.
+//!
+//! Time is always an argument (unix milliseconds) rather than read from a clock, so the contract
+//! tests (`store/tests/queue_contract.rs`) can move it freely and both implementations judge expiry
+//! identically. Admissions and leases are therefore expired by comparing stored deadlines with
+//! `now`, never by backend timers.
+//!
+//! Details both implementations share (the contract tests pin them):
+//! - an admission or lease whose deadline equals `now` has expired;
+//! - `touch` and `enter` never move a user's last-seen time backwards (heartbeats from several
+//!   instances may arrive out of order);
+//! - `expire` returns users ordered by expiry, then user id;
+//! - `leave` cannot judge expiry (it has no `now`), so an expired admission that `expire` has not
+//!   swept yet still counts as "there";
+//! - `admit` with `n = 0` does nothing, stale users included: they are dropped only at their turn.
+
+pub mod memory;
+pub mod redis;
+
+use async_trait::async_trait;
+
+pub use self::memory::MemoryWaitingRoom;
+pub use self::redis::RedisWaitingRoom;
+use super::LiveError;
+
+/// What entering the queue did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entered {
+    /// Newly queued at the back, behind `ahead` users.
+    Waiting { ahead: u64 },
+    /// Was already queued; the first position is kept.
+    AlreadyWaiting { ahead: u64 },
+    /// Holds an unexpired admission: go ahead.
+    Admitted { expires_at: i64 },
+}
+
+/// Where a user stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueSpot {
+    Waiting { ahead: u64 },
+    Admitted { expires_at: i64 },
+    Absent,
+}
+
+/// What one [`WaitingRoom::admit`] call did; both lists are in entry order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdmitOutcome {
+    pub admitted: Vec<i64>,
+    pub dropped: Vec<i64>,
+}
+
+/// How full a room is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoomCounts {
+    pub waiting: u64,
+    pub in_flight: u64,
+}
+
+/// Waiting rooms of every party, shared by all instances. Times are unix milliseconds.
+#[async_trait]
+pub trait WaitingRoom: Send + Sync {
+    /// Enter `party`'s queue at the back. Idempotent: entering again keeps the first position (AlreadyWaiting);
+    /// a user holding an unexpired admission gets Admitted. Entering also marks the user seen at `now`.
+    async fn enter(&self, party: i64, user: i64, now: i64) -> Result<Entered, LiveError>;
+    /// Where the user stands. An expired admission reads as Absent. Does not change anything.
+    async fn spot(&self, party: i64, user: i64, now: i64) -> Result<QueueSpot, LiveError>;
+    /// Marks a waiting user as followed (an SSE heartbeat or a poll) at `now`. No-op when not waiting.
+    async fn touch(&self, party: i64, user: i64, now: i64) -> Result<(), LiveError>;
+    /// Leaves the queue (waiting or admitted). Returns whether the user was there.
+    async fn leave(&self, party: i64, user: i64) -> Result<bool, LiveError>;
+    /// Admits up to `n` users from the front, in entry order, each admission valid until `now + ttl_ms`.
+    /// Waiting users last seen before `stale_before` are removed instead (in `dropped`) and do not count
+    /// towards `n`. Atomic: two admitters racing never admit the same user or more than n in total per call.
+    async fn admit(
+        &self,
+        party: i64,
+        n: u64,
+        now: i64,
+        ttl_ms: i64,
+        stale_before: i64,
+    ) -> Result<AdmitOutcome, LiveError>;
+    /// Consumes the user's admission if it is unexpired at `now` (returns true once; false afterwards or if expired/absent).
+    async fn consume(&self, party: i64, user: i64, now: i64) -> Result<bool, LiveError>;
+    /// Removes admissions that expired at or before `now`; returns those users.
+    async fn expire(&self, party: i64, now: i64) -> Result<Vec<i64>, LiveError>;
+    /// Waiting users and unexpired admissions (in flight) at `now`.
+    async fn counts(&self, party: i64, now: i64) -> Result<RoomCounts, LiveError>;
+    /// The first `limit` waiting users in order (for pushing positions to followers).
+    async fn waiting(&self, party: i64, limit: u64) -> Result<Vec<i64>, LiveError>;
+    /// Empties the room: removes everyone waiting and every admission; returns the users that were waiting.
+    async fn close(&self, party: i64) -> Result<Vec<i64>, LiveError>;
+    /// A named lease (the single admitter across instances): granted when free, expired, or already held
+    /// by `holder` (then renewed until now+ttl_ms). Returns whether `holder` holds it now.
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, LiveError>;
+    /// Gives the lease up if `holder` holds it.
+    async fn release(&self, name: &str, holder: &str) -> Result<(), LiveError>;
+}
