@@ -103,6 +103,8 @@ pub struct App {
     pub keys: TokenKeys,
     /// Signs and checks waiting-room admission passes (a key of their own, derived from the secret).
     pub passes: crate::queue::pass::PassKeys,
+    /// Waiting-room rows recently read by position requests.
+    pub rooms: crate::queue::RoomCache,
     /// Names this process, e.g. as the holder of the admitter lease.
     pub instance_id: String,
     pub settings: Settings,
@@ -122,6 +124,7 @@ impl AppState {
             clock,
             keys,
             passes: crate::queue::pass::PassKeys::new(jwt_secret),
+            rooms: crate::queue::RoomCache::default(),
             instance_id: uuid::Uuid::new_v4().to_string(),
             settings,
         }))

@@ -120,3 +120,60 @@ async fn the_relay_publishes_committed_events_once_on_postgres() {
         relay_publishes_committed_events_once(db).await;
     }
 }
+
+fn item(i: usize, name: &str) -> store::catalog::ItemRow {
+    store::catalog::ItemRow {
+        source_id: format!("G{i:07}"),
+        name: name.to_owned(),
+        category_code: Some("030102001".into()),
+        unit: Some("g".into()),
+        base_count: Some(120.0),
+        total_count: Some(600.0),
+        total_unit: None,
+        maker: Some(format!("maker {i}")),
+    }
+}
+
+/// The largest chunk is one transaction of several statements on SQLite (its parameter limit) and
+/// one on PostgreSQL; either way every row lands once, with its values, and a rerun changes nothing.
+async fn a_largest_chunk_is_written_whole_and_then_seen_unchanged(db: Db) {
+    use store::catalog::{apply_chunk, ChunkCounts, MAX_CHUNK};
+    let rows: Vec<_> = (0..MAX_CHUNK)
+        .map(|i| item(i, &format!("생수 {i}")))
+        .collect();
+    let counts = apply_chunk(&db, "test", &rows, 1000).await.unwrap();
+    assert_eq!(
+        counts,
+        ChunkCounts {
+            inserted: MAX_CHUNK as u64,
+            updated: 0,
+            unchanged: 0
+        }
+    );
+    let (n, last): (i64, String) = sqlx::query_as(
+        "SELECT COUNT(*), MAX(name) FROM items WHERE source = 'test' AND maker LIKE 'maker %'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(n, MAX_CHUNK as i64);
+    assert_eq!(last, "생수 999");
+    let again = apply_chunk(&db, "test", &rows, 2000).await.unwrap();
+    assert_eq!(again.unchanged, MAX_CHUNK as u64);
+    let mut changed = rows.clone();
+    changed[3999].name = "생수 바뀜".into();
+    let third = apply_chunk(&db, "test", &changed, 3000).await.unwrap();
+    assert_eq!((third.updated, third.unchanged), (1, MAX_CHUNK as u64 - 1));
+}
+
+#[tokio::test]
+async fn a_largest_chunk_is_written_whole_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    a_largest_chunk_is_written_whole_and_then_seen_unchanged(sqlite(&dir).await).await;
+}
+
+#[tokio::test]
+async fn a_largest_chunk_is_written_whole_on_postgres() {
+    let Some(db) = postgres().await else { return };
+    a_largest_chunk_is_written_whole_and_then_seen_unchanged(db).await;
+}

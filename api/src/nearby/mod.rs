@@ -4,6 +4,8 @@
 pub mod index;
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use geo_index::{Cursor, GeoError, LatLng};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -138,7 +140,7 @@ pub struct NearbyParty {
 async fn list_nearby_parties(
     State(state): State<AppState>,
     Query(q): Query<NearbyPartyQuery>,
-) -> ApiResult<axum::Json<Page<NearbyParty>>> {
+) -> ApiResult<Response> {
     let area = area(q.lat, q.lng, q.radius_m, q.limit, q.cursor.as_deref())?;
     let category = optional_text(q.category, "category", 9)?;
     if category
@@ -166,10 +168,30 @@ async fn list_nearby_parties(
             },
         )
         .map_err(geo_failure)?;
-    Ok(axum::Json(page(hits, area.limit, |(hit, p)| NearbyParty {
-        party: p.party.into(),
-        distance_m: hit.distance_m,
-    })))
+    let page = page(hits, area.limit, |(hit, p)| (hit.distance_m, p));
+    Ok(party_page_json(&page))
+}
+
+/// Writes a page of nearby parties as `Page<NearbyParty>` JSON from each party's cached JSON: the
+/// object is reopened before its closing brace to add `distance_m`, which is what serde's
+/// `flatten` of `NearbyParty` would produce.
+fn party_page_json(page: &Page<(f64, std::sync::Arc<index::IndexedParty>)>) -> Response {
+    let mut body = String::with_capacity(64 + page.items.len() * 560);
+    body.push_str("{\"items\":[");
+    for (i, (distance_m, party)) in page.items.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        let object = party.json.strip_suffix('}').unwrap_or(&party.json);
+        body.push_str(object);
+        body.push_str(",\"distance_m\":");
+        body.push_str(&serde_json::to_string(distance_m).unwrap_or_else(|_| "null".into()));
+        body.push('}');
+    }
+    body.push_str("],\"next_cursor\":");
+    body.push_str(&serde_json::to_string(&page.next_cursor).unwrap_or_else(|_| "null".into()));
+    body.push('}');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Keeps `limit` of `limit + 1` hits and makes the cursor from the last kept one.
@@ -249,6 +271,54 @@ async fn list_nearby_markets(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cached_party_json_reads_as_a_nearby_party() {
+        let party = store::parties::Party {
+            id: 7,
+            leader_id: 1,
+            market_id: 2,
+            item_id: 3,
+            title: "생수 \"2L\" 나눠요".into(),
+            description: "줄\n바꿈".into(),
+            capacity: 4,
+            joined: 1,
+            price_per_share: Some(1500),
+            meet_at: 1_800_000_000_000,
+            deadline_at: 1_799_990_000_000,
+            status: "recruiting".into(),
+            cancel_reason: None,
+            lat: 37.5,
+            lng: 127.0,
+            version: 1,
+            created_at: 1_790_000_000_000,
+            updated_at: 1_790_000_000_000,
+        };
+        let cached = index::IndexedParty::new(party.clone(), None);
+        let page = Page {
+            items: vec![(123.25, cached.clone()), (400.0, cached)],
+            next_cursor: Some("g1.2".to_owned()),
+        };
+        let response = party_page_json(&page);
+        let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .unwrap();
+        let ours: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let serde_way = serde_json::to_value(Page {
+            items: vec![
+                NearbyParty {
+                    party: party.clone().into(),
+                    distance_m: 123.25,
+                },
+                NearbyParty {
+                    party: party.into(),
+                    distance_m: 400.0,
+                },
+            ],
+            next_cursor: Some("g1.2".to_owned()),
+        })
+        .unwrap();
+        assert_eq!(ours, serde_way);
+    }
 
     #[test]
     fn cursors_round_trip_exactly() {

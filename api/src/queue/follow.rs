@@ -112,7 +112,12 @@ impl Follower {
 
     /// Recomputes the status; an event when it changed.
     async fn status(&mut self, touch: bool) -> ApiResult<Option<Event>> {
-        let status = status_of(&self.state, &self.room, self.user_id, touch).await?;
+        // The rate from the shared per-instance cache: a room change wakes every follower at once.
+        let rate = match self.state.rooms.get(&self.state, self.room.party_id).await {
+            Ok((_, rate)) => rate,
+            Err(_) => self.room.rate_per_min as f64,
+        };
+        let status = status_of(&self.state, &self.room, rate, self.user_id, touch).await?;
         let Some(status) = status else {
             self.done = true;
             let data = serde_json::json!({ "party_id": self.room.party_id, "state": "left" });

@@ -25,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use gate::{check_booking, Gate};
-pub use room::QueueStatus;
+pub use room::{QueueStatus, RoomCache};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -103,7 +103,8 @@ async fn enter_queue(
         }
         Entered::AlreadyWaiting { .. } | Entered::Admitted { .. } => StatusCode::OK,
     };
-    let status = status_of(&state, &room, user.id, false)
+    let rate = rate_per_min(&state, &room).await;
+    let status = status_of(&state, &room, rate, user.id, false)
         .await?
         .ok_or_else(not_in_queue)?;
     tracing::info!(party.id = id, user.id = user.id, "entered waiting room");
@@ -125,8 +126,8 @@ async fn get_my_queue_status(
     user: AuthUser,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<QueueStatus>> {
-    let room = room_or_off(&state, id).await?;
-    let status = status_of(&state, &room, user.id, true)
+    let (room, rate) = state.rooms.get(&state, id).await?;
+    let status = status_of(&state, &room, rate, user.id, true)
         .await?
         .ok_or_else(not_in_queue)?;
     Ok(axum::Json(status))
@@ -172,7 +173,11 @@ async fn follow_my_queue_status(
 ) -> ApiResult<impl IntoResponse> {
     let sub = state.live.bus.subscribe(&room::topic(id)).await?;
     let room = room_or_off(&state, id).await?;
-    if status_of(&state, &room, user.id, true).await?.is_none() {
+    let rate = rate_per_min(&state, &room).await;
+    if status_of(&state, &room, rate, user.id, true)
+        .await?
+        .is_none()
+    {
         return Err(not_in_queue());
     }
     follow::follow(state, room, user.id, sub).await

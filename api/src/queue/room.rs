@@ -1,6 +1,10 @@
 //! What the waiting-room handlers, the admitter and the SSE followers share: the notice published
 //! when a room changes, the caller's status in a room, and the wait estimate.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use serde::{Deserialize, Serialize};
 use store::live::queue::QueueSpot;
 use store::rooms::{self, Room};
@@ -46,6 +50,41 @@ pub fn rate_key(party_id: i64) -> String {
 /// Cache key marking that a user's turn passed unused (pass expired, or dropped as abandoned).
 pub fn gone_key(party_id: i64, user_id: i64) -> String {
     format!("queue:gone:{party_id}:{user_id}")
+}
+
+/// How long a position read may use a room row and rate read before. A room's switch and rate
+/// change rarely, while every waiting client asks for its position every few seconds: reading the
+/// row once a second per instance instead of once per request is what lets an instance answer
+/// tens of thousands of positions a second. Bookings never use this: the gate reads the row.
+const ROOM_TTL: Duration = Duration::from_secs(1);
+
+/// Room rows and admission rates recently read, per party.
+#[derive(Default)]
+pub struct RoomCache {
+    rooms: Mutex<HashMap<i64, (Instant, Room, f64)>>,
+}
+
+impl RoomCache {
+    /// The party's room (as of at most [`ROOM_TTL`] ago) and its admission rate, or `queue_off`.
+    pub async fn get(&self, state: &AppState, party_id: i64) -> ApiResult<(Room, f64)> {
+        if let Some((at, room, rate)) = self.lock().get(&party_id) {
+            if at.elapsed() < ROOM_TTL {
+                return Ok((room.clone(), *rate));
+            }
+        }
+        let room = room_or_off(state, party_id).await?;
+        let rate = rate_per_min(state, &room).await;
+        let mut rooms = self.lock();
+        if rooms.len() >= 10_000 {
+            rooms.retain(|_, (at, _, _)| at.elapsed() < ROOM_TTL);
+        }
+        rooms.insert(party_id, (Instant::now(), room.clone(), rate));
+        Ok((room, rate))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (Instant, Room, f64)>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The admission rate in force: the measured one when the admitter published it, else the room's
@@ -143,11 +182,13 @@ pub async fn room_or_off(state: &AppState, party_id: i64) -> ApiResult<Room> {
         .ok_or_else(|| ApiError::conflict("queue_off", "this party has no waiting room"))
 }
 
-/// The user's status in the room. With `touch`, a waiting user is marked as followed, which keeps
-/// the entry from being dropped as abandoned. `None` when the user is not in the room.
+/// The user's status in the room, estimating waits at `rate` admissions per minute. With `touch`,
+/// a waiting user is marked as followed, which keeps the entry from being dropped as abandoned.
+/// `None` when the user is not in the room.
 pub async fn status_of(
     state: &AppState,
     room: &Room,
+    rate: f64,
     user_id: i64,
     touch: bool,
 ) -> ApiResult<Option<QueueStatus>> {
@@ -160,14 +201,19 @@ pub async fn status_of(
     }
     let now = state.now();
     let queue = &state.live.queue;
-    match queue.spot(party_id, user_id, now).await? {
-        QueueSpot::Waiting { ahead } => {
-            if touch {
-                queue.touch(party_id, user_id, now).await?;
-            }
-            let rate = rate_per_min(state, room).await;
-            Ok(Some(QueueStatus::waiting(party_id, ahead, rate)))
+    // Touching someone who is not waiting changes nothing, so both go out at once (one round trip
+    // on Redis instead of two).
+    let touched = async {
+        if touch {
+            queue.touch(party_id, user_id, now).await
+        } else {
+            Ok(())
         }
+    };
+    let (spot, touched) = tokio::join!(queue.spot(party_id, user_id, now), touched);
+    touched?;
+    match spot? {
+        QueueSpot::Waiting { ahead } => Ok(Some(QueueStatus::waiting(party_id, ahead, rate))),
         QueueSpot::Admitted { expires_at } => {
             let pass = state
                 .passes
