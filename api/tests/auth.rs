@@ -501,21 +501,20 @@ async fn me_needs_a_valid_unexpired_token(app: TestApp) {
     assert_problem(me(&app, &ghost).await, 401, "unauthorized").await;
 }
 
-/// The login limit per email, with a limit of 3 so the test stays short. Written out by hand
-/// because it needs its own settings; it mirrors `on_both_backends!`.
-mod the_fourth_login_for_one_email_within_the_window_is_too_many_attempts {
-    use super::common::{assert_problem, Backend, TestApp};
+/// The login limit per email, with a limit of 3 so the test stays short (its own settings).
+mod login_limit {
+    use super::common::{assert_problem, TestApp};
     use super::login;
     use api::state::Settings;
 
-    fn settings() -> Settings {
+    pub(super) fn settings() -> Settings {
         Settings {
             login_limit_per_email: 3,
-            ..Default::default()
+            ..super::common::test_settings()
         }
     }
 
-    async fn check(app: TestApp) {
+    pub(super) async fn check(app: TestApp) {
         for _ in 0..3 {
             let res = login(&app, "limited@example.com", "wrong password!").await;
             assert_problem(res, 401, "invalid_credentials").await;
@@ -537,17 +536,10 @@ mod the_fourth_login_for_one_email_within_the_window_is_too_many_attempts {
         let res = login(&app, "other@example.com", "wrong password!").await;
         assert_problem(res, 401, "invalid_credentials").await;
     }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn embedded() {
-        let app = TestApp::spawn_with(Backend::Embedded, settings()).await;
-        check(app.expect("embedded backend")).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_redis() {
-        if let Some(app) = TestApp::spawn_with(Backend::Scaled, settings()).await {
-            check(app).await;
-        }
-    }
 }
+
+async fn the_fourth_login_for_one_email_within_the_window_is_too_many_attempts(app: TestApp) {
+    login_limit::check(app).await;
+}
+
+on_both_backends!(with super::login_limit::settings() => the_fourth_login_for_one_email_within_the_window_is_too_many_attempts);

@@ -264,16 +264,15 @@ async fn without_configured_origins_there_is_no_cors(app: TestApp) {
     assert!(res.headers().get("access-control-allow-origin").is_none());
 }
 
-/// CORS needs its own settings, so its two backends are written out by hand, mirroring
-/// `on_both_backends!`.
-mod cors_allows_only_the_configured_origins_with_credentials {
-    use super::common::{Backend, TestApp};
+/// CORS with configured origins (its own settings).
+mod cors {
+    use super::common::TestApp;
     use api::state::Settings;
 
-    fn settings() -> Settings {
+    pub(super) fn settings() -> Settings {
         Settings {
             cors_origins: vec!["https://app.example".into()],
-            ..Default::default()
+            ..super::common::test_settings()
         }
     }
 
@@ -297,7 +296,7 @@ mod cors_allows_only_the_configured_origins_with_credentials {
             .map(|v| v.to_str().unwrap().to_owned())
     }
 
-    async fn check(app: TestApp) {
+    pub(super) async fn check(app: TestApp) {
         let res = preflight(&app, "https://app.example").await;
         assert!(res.status().is_success(), "{}", res.status());
         assert_eq!(
@@ -356,17 +355,10 @@ mod cors_allows_only_the_configured_origins_with_credentials {
             .unwrap();
         assert!(header(&res, "access-control-allow-origin").is_none());
     }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn embedded() {
-        let app = TestApp::spawn_with(Backend::Embedded, settings()).await;
-        check(app.expect("embedded backend")).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_redis() {
-        if let Some(app) = TestApp::spawn_with(Backend::Scaled, settings()).await {
-            check(app).await;
-        }
-    }
 }
+
+async fn cors_allows_only_the_configured_origins_with_credentials(app: TestApp) {
+    cors::check(app).await;
+}
+
+on_both_backends!(with super::cors::settings() => cors_allows_only_the_configured_origins_with_credentials);

@@ -21,28 +21,7 @@ fn settings() -> Settings {
     s
 }
 
-macro_rules! on_both_with {
-    ($settings:expr => $($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn embedded() {
-                    let app = super::TestApp::spawn_with(super::Backend::Embedded, $settings).await;
-                    super::$name(app.expect("embedded backend")).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres_redis() {
-                    if let Some(app) = super::TestApp::spawn_with(super::Backend::Scaled, $settings).await {
-                        super::$name(app).await;
-                    }
-                }
-            }
-        )*
-    };
-}
-
-on_both_with!(super::settings() =>
+on_both_backends!(with super::settings() =>
     booking_a_party_with_its_room_on_needs_a_pass,
     entering_twice_keeps_the_first_place,
     admission_follows_entry_order_and_never_exceeds_the_free_seats,
@@ -55,8 +34,8 @@ on_both_with!(super::settings() =>
     the_leader_sees_and_pauses_the_room,
 );
 
-on_both_with!(super::stale_settings() => an_abandoned_entry_is_dropped_when_its_turn_comes);
-on_both_with!(super::burst_settings() => a_burst_of_join_attempts_turns_the_room_on);
+on_both_backends!(with super::stale_settings() => an_abandoned_entry_is_dropped_when_its_turn_comes);
+on_both_backends!(with super::burst_settings() => a_burst_of_join_attempts_turns_the_room_on);
 
 fn stale_settings() -> Settings {
     let mut s = settings();

@@ -3,7 +3,8 @@
 //! Two halves, each with an embedded and a scale-out implementation behind one interface:
 //! - the **system of record** in SQL ([`db::Db`]): SQLite in the embedded default, PostgreSQL when
 //!   scaled out, reached through sqlx's `Any` driver so every query is written once;
-//! - **live state** ([`live`]): pub/sub bus, TTL cache and rate limiter, in-process or on Redis.
+//! - **live state** ([`live`]): pub/sub bus, TTL cache, rate limiter and waiting-room queues,
+//!   in-process or on Redis.
 //!
 //! Domain operations (create a party, join one, rotate a refresh token) live here too, as functions
 //! that own their transaction and write the matching outbox event in it. This crate knows nothing

@@ -25,25 +25,30 @@ pub enum Backend {
 }
 
 /// Runs each named `async fn(TestApp)` on both backends, as `name::embedded` and `name::postgres_redis`.
+/// `on_both_backends!(with super::settings() => name, …)` spawns the apps with other settings (the
+/// expression is evaluated inside `mod name`, hence `super::`).
 #[macro_export]
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
+    (with $settings:expr => $($name:ident),* $(,)?) => {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn embedded() {
-                    let app = $crate::common::TestApp::spawn($crate::common::Backend::Embedded).await;
+                    let app = $crate::common::TestApp::spawn_with($crate::common::Backend::Embedded, $settings).await;
                     super::$name(app.expect("embedded backend")).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres_redis() {
-                    if let Some(app) = $crate::common::TestApp::spawn($crate::common::Backend::Scaled).await {
+                    if let Some(app) = $crate::common::TestApp::spawn_with($crate::common::Backend::Scaled, $settings).await {
                         super::$name(app).await;
                     }
                 }
             }
         )*
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(with $crate::common::test_settings() => $($name),*);
     };
 }
 
