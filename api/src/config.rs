@@ -160,6 +160,16 @@ pub struct ServeArgs {
     #[arg(long, env = "GONGGU_QUEUE_AUTO_WINDOW_SECS", default_value_t = 10)]
     pub queue_auto_window_secs: u64,
 
+    /// Operators' account emails, comma-separated: they may see, pause and resume any party's
+    /// waiting room, as its leader can.
+    #[arg(
+        long,
+        env = "GONGGU_OPERATOR_EMAILS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub operator_emails: Vec<String>,
+
     /// Waiting rooms: how often the admitter runs, in milliseconds.
     #[arg(long, env = "GONGGU_QUEUE_TICK_MS", default_value_t = 200)]
     pub queue_tick_ms: u64,

@@ -22,6 +22,8 @@ pub struct Settings {
     pub login_window: Duration,
     pub trust_forwarded_for: bool,
     pub cors_origins: Vec<String>,
+    /// Normalised (trimmed, lower-case) emails of the operators.
+    pub operator_emails: Vec<String>,
     pub queue: QueueSettings,
 }
 
@@ -60,6 +62,7 @@ impl Default for Settings {
             login_window: Duration::from_secs(900),
             trust_forwarded_for: false,
             cors_origins: Vec::new(),
+            operator_emails: Vec::new(),
             queue: QueueSettings::default(),
         }
     }
@@ -80,6 +83,12 @@ impl Settings {
                 .iter()
                 .map(|o| o.trim().to_owned())
                 .filter(|o| !o.is_empty())
+                .collect(),
+            operator_emails: args
+                .operator_emails
+                .iter()
+                .map(|e| e.trim().to_lowercase())
+                .filter(|e| !e.is_empty())
                 .collect(),
             queue: QueueSettings {
                 rate_per_min: args.queue_rate_per_min.clamp(1, 1_000_000) as i64,

@@ -36,6 +36,40 @@ on_both_backends!(with super::settings() =>
 
 on_both_backends!(with super::stale_settings() => an_abandoned_entry_is_dropped_when_its_turn_comes);
 on_both_backends!(with super::burst_settings() => a_burst_of_join_attempts_turns_the_room_on);
+on_both_backends!(with super::operator_settings() => an_operator_sees_and_pauses_any_room);
+
+fn operator_settings() -> Settings {
+    let mut s = settings();
+    s.operator_emails = vec!["ops@test.gonggu.kr".into()];
+    s
+}
+
+async fn an_operator_sees_and_pauses_any_room(app: TestApp) {
+    let (_leader, id) = party_with_room(&app, 5, false).await;
+    let now = app.state.now();
+    let ops = store::users::insert_user(app.db(), "ops@test.gonggu.kr", "x", "운영자", now)
+        .await
+        .unwrap();
+    let ops = TestUser {
+        id: ops.id,
+        token: app.state.keys.issue(ops.id, now).unwrap(),
+    };
+    let stranger = app.user("stranger").await;
+    assert_eq!(room(&app, &ops, id).await["state"], "open");
+    set_room(&app, &ops, id, "pause").await;
+    assert_eq!(room(&app, &ops, id).await["state"], "paused");
+    assert_problem(
+        app.post(
+            &stranger,
+            &format!("/api/v1/parties/{id}/queue/resume"),
+            &json!(null),
+        )
+        .await,
+        403,
+        "not_party_leader",
+    )
+    .await;
+}
 
 fn stale_settings() -> Settings {
     let mut s = settings();

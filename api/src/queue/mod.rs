@@ -97,8 +97,8 @@ async fn enter_queue(
     let entered = state.live.queue.enter(id, user.id, now).await?;
     let code = match entered {
         Entered::Waiting { .. } => {
+            // No notice: joining the back of the line moves nobody's place.
             state.live.cache.delete(&gone_key(id, user.id)).await?;
-            notify(&state, id, &Notice::Changed).await;
             StatusCode::CREATED
         }
         Entered::AlreadyWaiting { .. } | Entered::Admitted { .. } => StatusCode::OK,
@@ -224,16 +224,26 @@ async fn room_view(state: &AppState, room: Room, party: &Party) -> ApiResult<Roo
     })
 }
 
-/// The party, when `user` leads it.
+/// The party, when `user` leads it or is an operator (`GONGGU_OPERATOR_EMAILS`).
 async fn led_party(state: &AppState, id: i64, user: AuthUser) -> ApiResult<Party> {
     let party = party_or_404(state, id).await?;
-    if party.leader_id != user.id {
+    if party.leader_id != user.id && !is_operator(state, user).await? {
         return Err(ApiError::forbidden(
             "not_party_leader",
-            "only the party's leader may do this",
+            "only the party's leader (or an operator) may do this",
         ));
     }
     Ok(party)
+}
+
+async fn is_operator(state: &AppState, user: AuthUser) -> ApiResult<bool> {
+    let operators = &state.settings.operator_emails;
+    if operators.is_empty() {
+        return Ok(false);
+    }
+    Ok(store::users::get_user(&state.db, user.id)
+        .await?
+        .is_some_and(|u| operators.contains(&u.email)))
 }
 
 /// The waiting room of a party I lead: waiting, passes in flight, admission rate, counters.

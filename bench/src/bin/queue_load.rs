@@ -50,9 +50,10 @@ struct Args {
     /// Seats in the party (the leader holds one).
     #[arg(long, default_value_t = 50)]
     capacity: i64,
-    /// The room's admission rate. Users book and leave at once, so seats recycle; a rate far above
-    /// what they book and leave at would fill the party, which closes its room by design.
-    #[arg(long, default_value_t = 1200)]
+    /// The room's admission rate (the seed let 10 in at a time). Users book and leave as soon as
+    /// they see their pass, so seats recycle; passes held longer than the seats last (polling
+    /// users see theirs up to `--poll-secs` late) fill the party, which closes its room by design.
+    #[arg(long, default_value_t = 600)]
     rate_per_min: i64,
     /// Concurrent sign-ups and logins while preparing the users.
     #[arg(long, default_value_t = 4)]
@@ -67,6 +68,8 @@ struct Args {
 #[derive(Default)]
 struct Stats {
     latencies: Vec<Duration>,
+    /// The same latencies by request kind (`enter`, `position`, `follow`, `book`, `leave`).
+    by_kind: std::collections::BTreeMap<&'static str, Vec<Duration>>,
     requests: usize,
     errors: Vec<String>,
     /// Per admitted user, in unix ms: entry request sent, entry answered, admitted (server time).
@@ -95,7 +98,9 @@ impl Client {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<(u16, Value)> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -112,6 +117,11 @@ impl Client {
             let mut stats = self.stats.lock().expect("stats lock");
             stats.requests += 1;
             stats.latencies.push(elapsed);
+            stats
+                .by_kind
+                .entry(kind_of(&method, path))
+                .or_default()
+                .push(elapsed);
         }
         let res = res.with_context(|| format!("request {path}"))?;
         let status = res.status().as_u16();
@@ -122,6 +132,17 @@ impl Client {
 
     fn error(&self, what: String) {
         self.stats.lock().expect("stats lock").errors.push(what);
+    }
+}
+
+/// The scenario step a request belongs to.
+fn kind_of(method: &reqwest::Method, path: &str) -> &'static str {
+    match (method.as_str(), path) {
+        ("POST", p) if p.ends_with("/queue") => "enter",
+        ("GET", p) if p.ends_with("/queue/me") => "position",
+        ("POST", p) if p.ends_with("/bookings") => "book",
+        ("DELETE", p) if p.ends_with("/bookings/me") => "leave",
+        _ => "other",
     }
 }
 
@@ -281,6 +302,11 @@ async fn follow(client: &Client, token: &str, id: i64, args: &Args) -> anyhow::R
                 let mut stats = client.stats.lock().expect("stats lock");
                 stats.requests += 1;
                 stats.latencies.push(started.elapsed());
+                stats
+                    .by_kind
+                    .entry("follow (until headers)")
+                    .or_default()
+                    .push(started.elapsed());
             }
             if res.status() != 200 {
                 bail!("follow {}", res.status());
@@ -521,6 +547,14 @@ fn report(s: &Stats, wall: Duration, args: &Args) {
             "latency mean {:.2?} p50 {:.2?} p99 {:.2?} max {:.2?}",
             l.mean, l.p50, l.p99, l.max
         );
+    }
+    for (kind, samples) in &s.by_kind {
+        if let Some(l) = Summary::of(samples) {
+            println!(
+                "  {kind}: n {} p50 {:.2?} p99 {:.2?} max {:.2?}",
+                l.n, l.p50, l.p99, l.max
+            );
+        }
     }
     println!("errors {}", s.errors.len());
     for e in s.errors.iter().take(10) {
