@@ -80,9 +80,9 @@ pub struct IngestArgs {
     #[arg(long)]
     pub incremental: bool,
 
-    /// Rows per chunk: one transaction and one multi-row statement each.
-    #[arg(long, env = "GONGGU_INGEST_CHUNK_SIZE", default_value_t = ingest::run::DEFAULT_CHUNK_SIZE)]
-    pub chunk_size: usize,
+    /// Rows per chunk, one transaction each (default: 4000 on SQLite, 1000 on PostgreSQL).
+    #[arg(long, env = "GONGGU_INGEST_CHUNK_SIZE")]
+    pub chunk_size: Option<usize>,
 
     /// Chunk transactions in flight (default: 1 on SQLite, 4 on PostgreSQL).
     #[arg(long)]

@@ -82,7 +82,7 @@ fn fixture(name: &str) -> PathBuf {
 fn opts(source: &str) -> RunOptions {
     RunOptions {
         source_name: Some(source.to_owned()),
-        chunk_size: CHUNK,
+        chunk_size: Some(CHUNK),
         ..RunOptions::default()
     }
 }

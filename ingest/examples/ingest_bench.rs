@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release -p gonggu-ingest --example ingest_bench -- \
 //!     [--rows 300000] [--latency-ms 50] [--concurrency 16] [--db sqlite|postgres] \
-//!     [--pg-url postgres://postgres@127.0.0.1:5432/test] [--chunk 1000] [--writers N] [--db-only]
+//!     [--pg-url postgres://postgres@127.0.0.1:5432/test] [--chunk N] [--writers N] [--db-only]
 //! ```
 //! PostgreSQL runs in a fresh schema (dropped at the end). Peak RSS is the process's, mock included.
 
@@ -25,7 +25,7 @@ struct Args {
     concurrency: usize,
     db: String,
     pg_url: String,
-    chunk: usize,
+    chunk: Option<usize>,
     writers: Option<usize>,
     db_only: bool,
 }
@@ -37,7 +37,7 @@ fn args() -> Result<Args, String> {
         concurrency: 16,
         db: "sqlite".into(),
         pg_url: "postgres://postgres@127.0.0.1:5432/test".into(),
-        chunk: run::DEFAULT_CHUNK_SIZE,
+        chunk: None,
         writers: None,
         db_only: false,
     };
@@ -51,7 +51,7 @@ fn args() -> Result<Args, String> {
             "--concurrency" => a.concurrency = num(value()?)?,
             "--db" => a.db = value()?,
             "--pg-url" => a.pg_url = value()?,
-            "--chunk" => a.chunk = num(value()?)?,
+            "--chunk" => a.chunk = Some(num(value()?)?),
             "--writers" => a.writers = Some(num(value()?)?),
             "--db-only" => a.db_only = true,
             other => return Err(format!("unknown argument {other}")),
@@ -116,7 +116,7 @@ async fn db_only(db: &Db, a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         let mut counts = catalog::ChunkCounts::default();
         let mut start = 0;
         while start < a.rows {
-            let end = (start + a.chunk).min(a.rows);
+            let end = (start + a.chunk.unwrap_or(run::DEFAULT_CHUNK_SIZE)).min(a.rows);
             let rows: Vec<ItemRow> = (start..end)
                 .filter_map(|i| ingest::record::item_from_goods(&synthetic_item(i)).ok())
                 .map(|r| ItemRow {
