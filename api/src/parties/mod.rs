@@ -196,7 +196,7 @@ async fn join_party(
 ) -> ApiResult<impl IntoResponse> {
     let gate = crate::queue::check_booking(&state, id, user.id, &headers).await?;
     let (party, booking) = bookings::join_party(&state.db, id, user.id, state.now()).await?;
-    gate.consume(&state, id, user.id).await?;
+    gate.consume(&state, id, user.id).await;
     tracing::info!(party.id = id, user.id = user.id, "joined party");
     Ok((
         StatusCode::CREATED,

@@ -110,9 +110,15 @@ async fn tend(
     let party_id = room.party_id;
     let queue = &state.live.queue;
     let expired = queue.expire(party_id, now).await?;
+    let open = room.state == rooms::state::OPEN;
     // Passes in flight first, seats taken second: a booking commits before it consumes its pass,
-    // so a person who books in between is counted twice (harmless) and never not at all.
-    let counts = queue.counts(party_id, now).await?;
+    // so a person who books in between is counted twice (harmless) and never not at all. A paused
+    // room admits nobody and needs no count.
+    let counts = if open {
+        Some(queue.counts(party_id, now).await?)
+    } else {
+        None
+    };
     let Some(party) = parties::get_party(&state.db, party_id).await? else {
         return Ok(());
     };
@@ -120,7 +126,7 @@ async fn tend(
         return close(state, room, why, now).await;
     }
     let mut outcome = AdmitOutcome::default();
-    if room.state == rooms::state::OPEN {
+    if let Some(counts) = counts {
         pace.refill(now, room.rate_per_min);
         let free = (party.capacity - party.joined - counts.in_flight as i64).max(0) as u64;
         let n = free.min(pace.whole_tokens());

@@ -23,16 +23,20 @@ pub enum Gate {
 }
 
 impl Gate {
-    /// Uses the admission up after the booking it allowed.
-    pub async fn consume(&self, state: &AppState, party_id: i64, user_id: i64) -> ApiResult<()> {
+    /// Uses the admission up after the booking it allowed. The seat is already taken, so a failure
+    /// here is logged, not answered: the unused admission only counts as a pass in flight (keeping
+    /// its seat from being offered twice) until it expires.
+    pub async fn consume(&self, state: &AppState, party_id: i64, user_id: i64) {
         if *self == Gate::Admitted {
-            state
+            if let Err(err) = state
                 .live
                 .queue
                 .consume(party_id, user_id, state.now())
-                .await?;
+                .await
+            {
+                tracing::warn!(party.id = party_id, user.id = user_id, error = %err, "admission not consumed after booking");
+            }
         }
-        Ok(())
     }
 }
 

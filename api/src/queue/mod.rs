@@ -333,9 +333,10 @@ async fn switch_room(
     to: &str,
 ) -> ApiResult<axum::Json<RoomView>> {
     let party = led_party(state, id, user).await?;
-    let current = room_or_off(state, id).await?;
     let Some(room) = rooms::change_state(&state.db, id, &[from], to, None, state.now()).await?
     else {
+        // Read the room only to say why: it is off, or in another state.
+        let current = room_or_off(state, id).await?;
         return Err(ApiError::conflict(
             "invalid_queue_state",
             format!("the waiting room is {}, not {from}", current.state),
