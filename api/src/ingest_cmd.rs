@@ -80,7 +80,8 @@ pub struct IngestArgs {
     #[arg(long)]
     pub incremental: bool,
 
-    /// Rows per chunk, one transaction each (default: 4000 on SQLite, 1000 on PostgreSQL).
+    /// Rows per chunk, one transaction each, at most 10000 (default: 10000 on SQLite, 1000 on
+    /// PostgreSQL).
     #[arg(long, env = "GONGGU_INGEST_CHUNK_SIZE")]
     pub chunk_size: Option<usize>,
 

@@ -25,6 +25,7 @@ on_both_backends!(
     a_bad_key_fails_the_run_on_page_1_and_writes_nothing,
     pages_that_keep_failing_make_a_partial_run_that_deactivates_nothing,
     a_second_identical_run_reports_every_row_unchanged,
+    a_repeated_id_is_dropped_whether_its_first_chunk_committed_or_not,
     vanished_markets_are_deactivated_and_come_back_when_listed_again,
     swapped_and_placeholder_coordinates_are_resolved_or_stored_empty,
     cp949_and_utf8_bom_csv_files_import_the_same_rows,
@@ -364,6 +365,59 @@ async fn a_second_identical_run_reports_every_row_unchanged(app: TestApp) {
         ),
         (0, 0, ROWS as u64)
     );
+}
+
+/// Ids repeated within a page (still in memory) and pages apart (their first chunk committed,
+/// so only the database's `seen_run` stamp knows): the first row wins either way, and the run
+/// deactivates nothing.
+async fn a_repeated_id_is_dropped_whether_its_first_chunk_committed_or_not(app: TestApp) {
+    use ingest::mock::synthetic_item;
+    let mut goods: Vec<Row> = (0..100).map(synthetic_item).collect();
+    goods.insert(8, synthetic_item(7));
+    let first = synthetic_item(3);
+    goods.push(Row::from_pairs(first.fields().map(|(k, v)| {
+        let v = if k == "goodName" {
+            "나중에 온 이름"
+        } else {
+            v
+        };
+        (k.to_owned(), v.to_owned())
+    })));
+    goods.push(synthetic_item(50));
+    let server = mock(MockData::new(goods, Vec::new()), &[]).await;
+    let mut spec = paged(&server, 1);
+    if let SourceSpec::Paged(cfg) = &mut spec {
+        cfg.rows_per_page = 10;
+    }
+    // One chunk writer, so chunk n is committed (and its ids released) before chunk n+2 is written.
+    let opts = RunOptions {
+        chunk_size: Some(5),
+        write_concurrency: Some(1),
+        ..opts("dups")
+    };
+    for pass in 0..2 {
+        let report = ingest(&app, Kind::Items, &spec, &opts).await;
+        assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+        let t = &report.totals;
+        let applied = if pass == 0 {
+            (t.inserted, t.unchanged)
+        } else {
+            (t.unchanged, t.inserted)
+        };
+        assert_eq!(
+            (applied, t.duplicates, t.deactivated, t.rows_fetched),
+            ((100, 0), 3, 0, 103),
+            "pass {pass}"
+        );
+    }
+    let name = sqlx::query_scalar::<_, String>(
+        "SELECT name FROM items WHERE source = 'dups' AND source_id = '1000003'",
+    )
+    .fetch_one(app.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(name, "합성 상품 000003", "the first row with an id wins");
+    assert_eq!(count_active(&app, "items", "dups").await, 100);
 }
 
 async fn vanished_markets_are_deactivated_and_come_back_when_listed_again(app: TestApp) {

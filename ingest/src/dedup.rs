@@ -2,24 +2,44 @@
 //!
 //! Paged sources repeat rows when the data shifts between page calls, and CSV files repeat lines;
 //! the upsert must see each id once per run.
+//!
+//! A run that writes keeps only the ids of the chunks it has not committed yet (buffered or being
+//! written): a later repeat of a committed id is found by the database, where the chunk stamped
+//! the row with the run's id (see `store::catalog`). Memory is then bounded by the chunks in
+//! flight, not by the length of the list. A dry run writes no stamps, so it keeps every id.
 
 use std::collections::HashSet;
 
 use crate::record::SourceId;
 
-/// The ids seen so far in one run.
-#[derive(Debug, Default)]
+/// The ids a run still has to check itself.
+#[derive(Debug)]
 pub struct Dedup {
     seen: HashSet<String>,
+    /// Whether committed chunks' ids are released ([`Dedup::windowed`]) or kept ([`Dedup::whole_run`]).
+    releases: bool,
     duplicates: u64,
 }
 
 impl Dedup {
-    pub fn new() -> Self {
-        Self::default()
+    /// For runs that stamp the rows they write: ids leave once their chunk has committed.
+    pub fn windowed() -> Self {
+        Self {
+            seen: HashSet::new(),
+            releases: true,
+            duplicates: 0,
+        }
     }
 
-    /// True the first time an id is offered.
+    /// For dry runs: every id is kept until the end of the run.
+    pub fn whole_run() -> Self {
+        Self {
+            releases: false,
+            ..Self::windowed()
+        }
+    }
+
+    /// True the first time an id is offered (while it is held).
     pub fn first(&mut self, id: &str) -> bool {
         if self.seen.contains(id) {
             self.duplicates += 1;
@@ -30,14 +50,28 @@ impl Dedup {
         }
     }
 
-    /// Drops records whose id was already seen (in this batch or earlier); returns how many.
+    /// Drops records whose id is held (offered in this batch or earlier); returns how many.
     pub fn retain<T: SourceId>(&mut self, records: &mut Vec<T>) -> usize {
         let before = records.len();
         records.retain(|r| self.first(r.source_id()));
         before - records.len()
     }
 
-    /// Distinct ids seen.
+    /// Forgets the ids of a committed chunk (windowed only): the database answers for them now.
+    pub fn release<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) {
+        if self.releases {
+            for id in ids {
+                self.seen.remove(id);
+            }
+        }
+    }
+
+    /// Whether `id` is held.
+    pub fn contains(&self, id: &str) -> bool {
+        self.seen.contains(id)
+    }
+
+    /// Ids held now.
     pub fn len(&self) -> usize {
         self.seen.len()
     }
@@ -49,11 +83,6 @@ impl Dedup {
     /// Rows dropped as duplicates so far.
     pub fn duplicates(&self) -> u64 {
         self.duplicates
-    }
-
-    /// Every id seen, e.g. to mark the rows that vanished from a full source as inactive.
-    pub fn ids(&self) -> &HashSet<String> {
-        &self.seen
     }
 }
 
@@ -77,7 +106,7 @@ mod tests {
 
     #[test]
     fn the_first_row_with_an_id_wins_across_batches() {
-        let mut dedup = Dedup::new();
+        let mut dedup = Dedup::whole_run();
         let mut first = vec![item("1", "a"), item("2", "b"), item("1", "c")];
         assert_eq!(dedup.retain(&mut first), 1);
         assert_eq!(
@@ -88,5 +117,21 @@ mod tests {
         assert_eq!(dedup.retain(&mut second), 1);
         assert_eq!(second[0].name, "e");
         assert_eq!((dedup.len(), dedup.duplicates()), (3, 2));
+    }
+
+    #[test]
+    fn a_windowed_run_forgets_committed_ids_and_a_dry_run_keeps_them() {
+        let mut windowed = Dedup::windowed();
+        let mut whole = Dedup::whole_run();
+        for dedup in [&mut windowed, &mut whole] {
+            let mut batch = vec![item("1", "a"), item("2", "b")];
+            dedup.retain(&mut batch);
+            dedup.release(["1"]);
+        }
+        assert!(!windowed.contains("1") && windowed.contains("2"));
+        assert!(whole.contains("1") && whole.contains("2"));
+        let mut again = vec![item("1", "c")];
+        assert_eq!(windowed.retain(&mut again), 0);
+        assert_eq!(whole.retain(&mut again), 1);
     }
 }

@@ -2,10 +2,14 @@
 //!
 //! ```text
 //! feed task (pages, bounded) ──► Dedup ──► chunk buffer ──► apply_chunk (one transaction each)
+//!                                                   │              ├─► rows stamped `seen_run`
 //!                                                   │              └─► outbox event (markets)
 //!                                                   └─► after a complete run of a full source:
-//!                                                       deactivate the rows that vanished
+//!                                                       deactivate active rows with another stamp
 //! ```
+//!
+//! Memory is bounded by the chunks in flight, not by the list's length: the rows themselves carry
+//! which run last saw them, so the run keeps no set of every id (see [`Dedup`]).
 //!
 //! Outcomes: **succeeded** (every page applied, vanished rows deactivated), **partial** (some pages
 //! failed after their retries: every other page applied, nothing deactivated, the pages listed),
@@ -72,8 +76,9 @@ impl Outcome {
 /// Default rows per chunk (one transaction) on PostgreSQL, where four chunks are written at once.
 pub const DEFAULT_CHUNK_SIZE: usize = 1000;
 /// Default rows per chunk on SQLite, whose one writer gains from fewer, larger transactions
-/// (300,000 rows: 6.5 s at 1,000 per chunk, 4.8 s at 4,000; see BENCHMARKS.md).
-pub const DEFAULT_SQLITE_CHUNK_SIZE: usize = 4000;
+/// (300,000 rows written: 61k rows/s at 1,000 per chunk, 117k at 4,000, 191k at 10,000; see
+/// BENCHMARKS.md). A chunk holds the write lock for about 50 ms.
+pub const DEFAULT_SQLITE_CHUNK_SIZE: usize = 10_000;
 /// Rejections kept in the report (all are counted).
 const REJECTION_SAMPLE: usize = 20;
 
@@ -257,7 +262,7 @@ pub async fn run_kind<T: Ingestible>(
     };
     tracing::info!(run.id = ?run_id, source = %source, kind = kind.as_str(), dry_run = opts.dry_run, "ingest run started");
 
-    let mut state = RunState::<T>::new(ctx, &source, opts, started);
+    let mut state = RunState::<T>::new(ctx, &source, opts, run_id, started);
     while let Some(event) = feed.events.recv().await {
         match event {
             Event::Batch(batch) => {
@@ -326,17 +331,28 @@ fn join_pages(pages: &[u32]) -> String {
         .join(",")
 }
 
+/// What a chunk writer hands back: its counts, its time, and the chunk (whose ids then leave
+/// the [`Dedup`] window).
+struct Written<R> {
+    counts: Result<ChunkCounts, store::Error>,
+    took: Duration,
+    chunk: Vec<R>,
+}
+
 /// The mutable state of one run.
 struct RunState<'a, T: Ingestible> {
     ctx: &'a RunContext<'a>,
     source: &'a str,
     opts: &'a RunOptions,
     started: Instant,
+    /// The run record's id (`None` for dry runs): the stamp of every row the run applies.
+    run_id: Option<i64>,
     dedup: Dedup,
-    /// Ids of rejected rows: present in the source, so not deactivated.
+    /// Ids of rejected rows: present in the source, so not deactivated. Grows with the rejected
+    /// rows only.
     rejected_ids: HashSet<String>,
     buffer: Vec<T::Row>,
-    writers: JoinSet<(Result<ChunkCounts, store::Error>, Duration)>,
+    writers: JoinSet<Written<T::Row>>,
     write_concurrency: usize,
     totals: RunTotals,
     total_pages: Option<u64>,
@@ -353,6 +369,7 @@ impl<'a, T: Ingestible> RunState<'a, T> {
         ctx: &'a RunContext<'a>,
         source: &'a str,
         opts: &'a RunOptions,
+        run_id: Option<i64>,
         started: Instant,
     ) -> Self {
         let write_concurrency = opts.write_concurrency.unwrap_or(match ctx.db.dialect() {
@@ -364,7 +381,11 @@ impl<'a, T: Ingestible> RunState<'a, T> {
             source,
             opts,
             started,
-            dedup: Dedup::new(),
+            run_id,
+            dedup: match run_id {
+                Some(_) => Dedup::windowed(),
+                None => Dedup::whole_run(),
+            },
             rejected_ids: HashSet::new(),
             buffer: Vec::new(),
             writers: JoinSet::new(),
@@ -440,15 +461,18 @@ impl<'a, T: Ingestible> RunState<'a, T> {
         let db = self.ctx.db.clone();
         let source = self.source.to_owned();
         let now = self.ctx.clock.now_ms();
-        let dry_run = self.opts.dry_run;
+        let run_id = self.run_id;
         self.writers.spawn(async move {
             let started = Instant::now();
-            let counts = if dry_run {
-                catalog::classify_chunk(&db, &source, &chunk).await
-            } else {
-                catalog::apply_chunk(&db, &source, &chunk, now).await
+            let counts = match run_id {
+                Some(run) => catalog::apply_chunk(&db, &source, &chunk, now, run).await,
+                None => catalog::classify_chunk(&db, &source, &chunk).await,
             };
-            (counts, started.elapsed())
+            Written {
+                counts,
+                took: started.elapsed(),
+                chunk,
+            }
         });
         Ok(())
     }
@@ -459,14 +483,22 @@ impl<'a, T: Ingestible> RunState<'a, T> {
             return Ok(());
         };
         match joined {
-            Ok((Ok(counts), took)) => {
+            Ok(Written {
+                counts: Ok(counts),
+                took,
+                chunk,
+            }) => {
                 self.write_time += took;
                 self.totals.inserted += counts.inserted;
                 self.totals.updated += counts.updated;
                 self.totals.unchanged += counts.unchanged;
+                self.totals.duplicates += counts.duplicates;
+                self.dedup.release(chunk.iter().map(|r| r.source_id()));
                 Ok(())
             }
-            Ok((Err(e), _)) => Err(format!("writing a chunk failed: {}", error_chain(&e))),
+            Ok(Written { counts: Err(e), .. }) => {
+                Err(format!("writing a chunk failed: {}", error_chain(&e)))
+            }
             Err(e) => Err(format!("a chunk writer stopped: {e}")),
         }
     }
@@ -525,7 +557,7 @@ impl<'a, T: Ingestible> RunState<'a, T> {
 
     /// Marks the source's active rows that this run did not see as inactive, in chunks.
     async fn deactivate_vanished(&mut self) -> Result<(), String> {
-        if self.dedup.is_empty() {
+        if self.totals.inserted + self.totals.updated + self.totals.unchanged == 0 {
             // An empty list from a source that had rows is far likelier a fault than the truth.
             tracing::warn!(source = %self.source, "the source returned no rows; nothing deactivated");
             return Ok(());
@@ -534,9 +566,10 @@ impl<'a, T: Ingestible> RunState<'a, T> {
             Kind::Items => Table::Items,
             Kind::Markets => Table::Markets,
         };
-        let (seen, rejected) = (self.dedup.ids(), &self.rejected_ids);
-        let vanished = catalog::vanished_ids(self.ctx.db, table, self.source, |sid| {
-            seen.contains(sid) || rejected.contains(sid)
+        // A dry run stamps nothing: its in-memory set says what it saw.
+        let (seen, rejected) = (&self.dedup, &self.rejected_ids);
+        let vanished = catalog::vanished_ids(self.ctx.db, table, self.source, self.run_id, |sid| {
+            (self.run_id.is_none() && seen.contains(sid)) || rejected.contains(sid)
         })
         .await
         .map_err(|e| format!("listing active rows failed: {}", error_chain(&e)))?;

@@ -134,20 +134,19 @@ fn item(i: usize, name: &str) -> store::catalog::ItemRow {
     }
 }
 
-/// The largest chunk is one transaction of several statements on SQLite (its parameter limit) and
-/// one on PostgreSQL; either way every row lands once, with its values, and a rerun changes nothing.
+/// The largest chunk lands whole: every row once, with its values; a rerun by another run changes
+/// no content, and a rerun by the same run is all duplicates.
 async fn a_largest_chunk_is_written_whole_and_then_seen_unchanged(db: Db) {
     use store::catalog::{apply_chunk, ChunkCounts, MAX_CHUNK};
     let rows: Vec<_> = (0..MAX_CHUNK)
         .map(|i| item(i, &format!("생수 {i}")))
         .collect();
-    let counts = apply_chunk(&db, "test", &rows, 1000).await.unwrap();
+    let counts = apply_chunk(&db, "test", &rows, 1000, 1).await.unwrap();
     assert_eq!(
         counts,
         ChunkCounts {
             inserted: MAX_CHUNK as u64,
-            updated: 0,
-            unchanged: 0
+            ..ChunkCounts::default()
         }
     );
     let (n, last): (i64, String) = sqlx::query_as(
@@ -157,13 +156,29 @@ async fn a_largest_chunk_is_written_whole_and_then_seen_unchanged(db: Db) {
     .await
     .unwrap();
     assert_eq!(n, MAX_CHUNK as i64);
-    assert_eq!(last, "생수 999");
-    let again = apply_chunk(&db, "test", &rows, 2000).await.unwrap();
+    assert_eq!(Some(&last), rows.iter().map(|r| &r.name).max());
+    let again = apply_chunk(&db, "test", &rows, 2000, 2).await.unwrap();
     assert_eq!(again.unchanged, MAX_CHUNK as u64);
     let mut changed = rows.clone();
-    changed[3999].name = "생수 바뀜".into();
-    let third = apply_chunk(&db, "test", &changed, 3000).await.unwrap();
+    changed[MAX_CHUNK - 1].name = "생수 바뀜".into();
+    let third = apply_chunk(&db, "test", &changed, 3000, 3).await.unwrap();
     assert_eq!((third.updated, third.unchanged), (1, MAX_CHUNK as u64 - 1));
+    // The same run offering the ids again: all duplicates, nothing written.
+    let repeat = apply_chunk(&db, "test", &rows, 4000, 3).await.unwrap();
+    assert_eq!(
+        repeat,
+        ChunkCounts {
+            duplicates: MAX_CHUNK as u64,
+            ..ChunkCounts::default()
+        }
+    );
+    let (updated_at, stamps): (i64, i64) = sqlx::query_as(
+        "SELECT MAX(updated_at), COUNT(*) FROM items WHERE source = 'test' AND seen_run = 3",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!((updated_at, stamps), (3000, MAX_CHUNK as i64));
 }
 
 #[tokio::test]
@@ -176,4 +191,48 @@ async fn a_largest_chunk_is_written_whole_on_sqlite() {
 async fn a_largest_chunk_is_written_whole_on_postgres() {
     let Some(db) = postgres().await else { return };
     a_largest_chunk_is_written_whole_and_then_seen_unchanged(db).await;
+}
+
+/// Stamps only move forward: when two runs of a source overlap, the older one's deactivation
+/// spares rows the newer one saw, and the newer one's stamp survives the older one's writes.
+async fn overlapping_runs_keep_the_newest_stamp_and_spare_its_rows(db: Db) {
+    use store::catalog::{apply_chunk, vanished_ids, Table};
+    let rows: Vec<_> = (0..3).map(|i| item(i, &format!("두부 {i}"))).collect();
+    apply_chunk(&db, "overlap", &rows, 1000, 5).await.unwrap();
+    let mut older = rows[..1].to_vec();
+    older[0].name = "두부 0 (older run)".into();
+    let counts = apply_chunk(&db, "overlap", &older, 2000, 4).await.unwrap();
+    assert_eq!(
+        counts.updated, 1,
+        "the older run's values are still written"
+    );
+    let stamps: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT source_id, seen_run FROM items WHERE source = 'overlap' ORDER BY source_id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert!(stamps.iter().all(|(_, run)| *run == 5), "{stamps:?}");
+    let vanished_for_older = vanished_ids(&db, Table::Items, "overlap", Some(4), |_| false)
+        .await
+        .unwrap();
+    assert!(vanished_for_older.is_empty());
+    let vanished_for_newer = vanished_ids(&db, Table::Items, "overlap", Some(6), |sid| {
+        sid == rows[0].source_id
+    })
+    .await
+    .unwrap();
+    assert_eq!(vanished_for_newer.len(), 2, "all but the kept one");
+}
+
+#[tokio::test]
+async fn overlapping_runs_keep_the_newest_stamp_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    overlapping_runs_keep_the_newest_stamp_and_spare_its_rows(sqlite(&dir).await).await;
+}
+
+#[tokio::test]
+async fn overlapping_runs_keep_the_newest_stamp_on_postgres() {
+    let Some(db) = postgres().await else { return };
+    overlapping_runs_keep_the_newest_stamp_and_spare_its_rows(db).await;
 }
