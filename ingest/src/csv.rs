@@ -18,7 +18,7 @@ use std::str::FromStr;
 
 use crate::record::{
     item_from_goods, item_from_plain, market_from_plain, market_from_store,
-    market_from_traditional, ItemRecord, MarketRecord, Rejection,
+    market_from_traditional, ItemRow, MarketRow, Rejection,
 };
 use crate::row::Row;
 
@@ -89,23 +89,17 @@ pub enum CsvError {
 }
 
 /// Reads a market file (traditional-market, plain or store-field header).
-pub fn read_markets(
-    path: &Path,
-    encoding: CsvEncoding,
-) -> Result<CsvBatch<MarketRecord>, CsvError> {
+pub fn read_markets(path: &Path, encoding: CsvEncoding) -> Result<CsvBatch<MarketRow>, CsvError> {
     parse_markets(&read(path)?, encoding)
 }
 
 /// Reads an item file (plain or goods-field header).
-pub fn read_items(path: &Path, encoding: CsvEncoding) -> Result<CsvBatch<ItemRecord>, CsvError> {
+pub fn read_items(path: &Path, encoding: CsvEncoding) -> Result<CsvBatch<ItemRow>, CsvError> {
     parse_items(&read(path)?, encoding)
 }
 
 /// Parses market CSV bytes.
-pub fn parse_markets(
-    bytes: &[u8],
-    encoding: CsvEncoding,
-) -> Result<CsvBatch<MarketRecord>, CsvError> {
+pub fn parse_markets(bytes: &[u8], encoding: CsvEncoding) -> Result<CsvBatch<MarketRow>, CsvError> {
     parse(bytes, encoding, "market", |header| {
         if has(header, "시장명") {
             Some((
@@ -123,7 +117,7 @@ pub fn parse_markets(
 }
 
 /// Parses item CSV bytes.
-pub fn parse_items(bytes: &[u8], encoding: CsvEncoding) -> Result<CsvBatch<ItemRecord>, CsvError> {
+pub fn parse_items(bytes: &[u8], encoding: CsvEncoding) -> Result<CsvBatch<ItemRow>, CsvError> {
     parse(bytes, encoding, "item", |header| {
         if has(header, "source_id") && has(header, "name") {
             Some((CsvLayout::PlainItems, item_from_plain as fn(&Row) -> _))

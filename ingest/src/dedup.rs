@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 
-use crate::record::SourceId;
+use store::catalog::CatalogRow;
 
 /// The ids a run still has to check itself.
 #[derive(Debug)]
@@ -51,7 +51,7 @@ impl Dedup {
     }
 
     /// Drops records whose id is held (offered in this batch or earlier); returns how many.
-    pub fn retain<T: SourceId>(&mut self, records: &mut Vec<T>) -> usize {
+    pub fn retain<T: CatalogRow>(&mut self, records: &mut Vec<T>) -> usize {
         let before = records.len();
         records.retain(|r| self.first(r.source_id()));
         before - records.len()
@@ -89,10 +89,10 @@ impl Dedup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::ItemRecord;
+    use crate::record::ItemRow;
 
-    fn item(id: &str, name: &str) -> ItemRecord {
-        ItemRecord {
+    fn item(id: &str, name: &str) -> ItemRow {
+        ItemRow {
             source_id: id.into(),
             name: name.into(),
             category_code: None,

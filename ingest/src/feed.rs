@@ -11,7 +11,7 @@ use crate::csv::{CsvEncoding, CsvError, CsvLayout};
 use crate::http::CallStats;
 use crate::paged::{PagedConfig, PagedFetch};
 use crate::price::{PriceClient, PriceConfig};
-use crate::record::{ItemRecord, MarketRecord, Rejection};
+use crate::record::{ItemRow, MarketRow, Rejection};
 use crate::FetchError;
 
 /// Where a run reads from.
@@ -87,7 +87,7 @@ pub trait FeedRecord: Sized + Send + 'static {
     ) -> Result<crate::csv::CsvBatch<Self>, CsvError>;
 }
 
-impl FeedRecord for ItemRecord {
+impl FeedRecord for ItemRow {
     fn paged(cfg: &PagedConfig) -> Result<PagedFetch<Self>, FetchError> {
         crate::paged::fetch_items(cfg)
     }
@@ -102,7 +102,7 @@ impl FeedRecord for ItemRecord {
     }
 }
 
-impl FeedRecord for MarketRecord {
+impl FeedRecord for MarketRow {
     fn paged(cfg: &PagedConfig) -> Result<PagedFetch<Self>, FetchError> {
         crate::paged::fetch_markets(cfg)
     }

@@ -1,6 +1,6 @@
 //! Public-data ingest for gonggu: the paged Open API client, the consumer-price API and CSV import.
 //!
-//! Every source yields validated records ([`ItemRecord`], [`MarketRecord`]) and rejections naming the
+//! Every source yields validated records ([`ItemRow`], [`MarketRow`]) and rejections naming the
 //! field at fault. [`run`] ties a source to the database: it de-duplicates them ([`Dedup`]), writes
 //! them in chunks through `store::catalog` and keeps the run record; the other modules never touch
 //! the database.
@@ -31,7 +31,7 @@ pub use dedup::Dedup;
 pub use error::{FetchError, FetchErrorKind};
 pub use http::{CallCounts, CallStats, HttpSettings, RetryPolicy};
 pub use key::ServiceKey;
-pub use record::{ItemRecord, MarketRecord, Rejection, SourceId};
+pub use record::{ItemRow, MarketRow, Rejection};
 pub use row::Row;
 
 #[cfg(test)]
@@ -44,7 +44,7 @@ mod tests {
         send_sync::<super::FetchError>();
         send_sync::<super::csv::CsvError>();
         send_sync::<super::Rejection>();
-        send::<super::paged::PagedFetch<super::ItemRecord>>();
+        send::<super::paged::PagedFetch<super::ItemRow>>();
         send::<super::price::PriceClient>();
     }
 }

@@ -24,7 +24,7 @@ use crate::envelope::{parse_paged, Reply, Rows};
 use crate::error::{FetchError, FetchErrorKind};
 use crate::http::{with_key, with_query, CallStats, Caller, HttpSettings};
 use crate::key::ServiceKey;
-use crate::record::{item_from_goods, market_from_store, ItemRecord, MarketRecord, Rejection};
+use crate::record::{item_from_goods, market_from_store, ItemRow, MarketRow, Rejection};
 use crate::row::Row;
 
 /// Most rows a data.go.kr operation returns per page.
@@ -121,12 +121,12 @@ impl<T> Stream for PagedFetch<T> {
 }
 
 /// Items from a paged operation whose rows carry the goods fields (`goodId`, `goodName`, …).
-pub fn fetch_items(cfg: &PagedConfig) -> Result<PagedFetch<ItemRecord>, FetchError> {
+pub fn fetch_items(cfg: &PagedConfig) -> Result<PagedFetch<ItemRow>, FetchError> {
     fetch_paged(cfg, item_from_goods)
 }
 
 /// Markets from a paged operation whose rows carry the store fields (`entpId`, `entpName`, …).
-pub fn fetch_markets(cfg: &PagedConfig) -> Result<PagedFetch<MarketRecord>, FetchError> {
+pub fn fetch_markets(cfg: &PagedConfig) -> Result<PagedFetch<MarketRow>, FetchError> {
     fetch_paged(cfg, market_from_store)
 }
 

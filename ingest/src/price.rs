@@ -8,7 +8,7 @@ use crate::error::{FetchError, FetchErrorKind};
 use crate::http::{with_key, CallStats, Caller, HttpSettings};
 use crate::key::ServiceKey;
 use crate::paged::{interpret_with, map_rows};
-use crate::record::{item_from_goods, market_from_store, ItemRecord, MarketRecord, Rejection};
+use crate::record::{item_from_goods, market_from_store, ItemRow, MarketRow, Rejection};
 use crate::row::Row;
 
 /// The goods operation.
@@ -76,12 +76,12 @@ impl PriceClient {
     }
 
     /// Every goods row (`getProductInfoSvc`) as items.
-    pub async fn goods(&self) -> Result<PriceList<ItemRecord>, FetchError> {
+    pub async fn goods(&self) -> Result<PriceList<ItemRow>, FetchError> {
         self.list(GOODS_OPERATION, item_from_goods).await
     }
 
     /// Every store row (`getStoreInfoSvc`) as markets.
-    pub async fn stores(&self) -> Result<PriceList<MarketRecord>, FetchError> {
+    pub async fn stores(&self) -> Result<PriceList<MarketRow>, FetchError> {
         self.list(STORES_OPERATION, market_from_store).await
     }
 
@@ -111,11 +111,11 @@ impl PriceClient {
 }
 
 /// Every goods row as items, with a fresh client.
-pub async fn fetch_goods(cfg: &PriceConfig) -> Result<PriceList<ItemRecord>, FetchError> {
+pub async fn fetch_goods(cfg: &PriceConfig) -> Result<PriceList<ItemRow>, FetchError> {
     PriceClient::new(cfg)?.goods().await
 }
 
 /// Every store row as markets, with a fresh client.
-pub async fn fetch_stores(cfg: &PriceConfig) -> Result<PriceList<MarketRecord>, FetchError> {
+pub async fn fetch_stores(cfg: &PriceConfig) -> Result<PriceList<MarketRow>, FetchError> {
     PriceClient::new(cfg)?.stores().await
 }

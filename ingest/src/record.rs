@@ -30,44 +30,8 @@ const MAX_NAME_CHARS: usize = 300;
 const MAX_TEXT_CHARS: usize = 500;
 const MAX_COUNT: f64 = 1_000_000_000.0;
 
-/// One item (품목) as gonggu stores it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ItemRecord {
-    /// The public id (`goodId`); natural key with the source.
-    pub source_id: String,
-    pub name: String,
-    /// The 9-digit small-class category (`goodSmlclsCode`).
-    pub category_code: Option<String>,
-    /// Unit of the base count (`goodUnitDivCode`, e.g. `g`, `ml`, `개`).
-    pub unit: Option<String>,
-    pub base_count: Option<f64>,
-    pub total_count: Option<f64>,
-    pub total_unit: Option<String>,
-    /// Maker or entry company code (`productEntpCode`).
-    pub maker: Option<String>,
-}
-
-/// One market as gonggu stores it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MarketRecord {
-    /// The public id (`entpId`, or a stable key built for CSV rows); natural key with the source.
-    pub source_id: String,
-    pub name: String,
-    /// One of [`MARKET_KINDS`].
-    pub kind: String,
-    pub road_address: Option<String>,
-    /// Degrees; `None` when the source had no usable coordinates.
-    pub lat: Option<f64>,
-    pub lng: Option<f64>,
-    pub area_code: Option<String>,
-}
-
-impl MarketRecord {
-    /// True when the market can take part in nearby search.
-    pub fn has_coordinates(&self) -> bool {
-        self.lat.is_some() && self.lng.is_some()
-    }
-}
+/// The records are the catalog's rows: what a source yields is what `store::catalog` writes.
+pub use store::catalog::{ItemRow, MarketRow};
 
 /// Why a row was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,23 +53,6 @@ impl fmt::Display for Rejection {
 }
 
 impl std::error::Error for Rejection {}
-
-/// Anything with a public id, for de-duplication.
-pub trait SourceId {
-    fn source_id(&self) -> &str;
-}
-
-impl SourceId for ItemRecord {
-    fn source_id(&self) -> &str {
-        &self.source_id
-    }
-}
-
-impl SourceId for MarketRecord {
-    fn source_id(&self) -> &str {
-        &self.source_id
-    }
-}
 
 /// Decides which of two coordinates is the latitude, by range.
 ///
@@ -149,7 +96,7 @@ pub fn parse_market_kind(text: &str) -> Option<&'static str> {
 }
 
 /// An item from a row with the goods fields (paged API, `getProductInfoSvc`, goods CSV).
-pub fn item_from_goods(row: &Row) -> Result<ItemRecord, Rejection> {
+pub fn item_from_goods(row: &Row) -> Result<ItemRow, Rejection> {
     ItemFields {
         source_id: row.text("goodId"),
         name: row.text("goodName"),
@@ -164,7 +111,7 @@ pub fn item_from_goods(row: &Row) -> Result<ItemRecord, Rejection> {
 }
 
 /// An item from gonggu's plain CSV (`source_id,name,category_code,unit,base_count,total_count,total_unit`).
-pub fn item_from_plain(row: &Row) -> Result<ItemRecord, Rejection> {
+pub fn item_from_plain(row: &Row) -> Result<ItemRow, Rejection> {
     ItemFields {
         source_id: row.text("source_id"),
         name: row.text("name"),
@@ -182,7 +129,7 @@ pub fn item_from_plain(row: &Row) -> Result<ItemRecord, Rejection> {
 ///
 /// The road address is `roadAddrBasic` plus `roadAddrDetail`, or the lot address when there is no
 /// road address.
-pub fn market_from_store(row: &Row) -> Result<MarketRecord, Rejection> {
+pub fn market_from_store(row: &Row) -> Result<MarketRow, Rejection> {
     let road_address = match (row.text("roadAddrBasic"), row.text("roadAddrDetail")) {
         (Some(basic), Some(detail)) => Some(format!("{basic} {detail}")),
         (Some(basic), None) => Some(basic.to_owned()),
@@ -200,7 +147,7 @@ pub fn market_from_store(row: &Row) -> Result<MarketRecord, Rejection> {
 }
 
 /// A market from gonggu's plain CSV (`source_id,name,kind,road_address,lat,lng`).
-pub fn market_from_plain(row: &Row) -> Result<MarketRecord, Rejection> {
+pub fn market_from_plain(row: &Row) -> Result<MarketRow, Rejection> {
     let source_id = row.text("source_id");
     let kind = match row.text("kind") {
         None => "other",
@@ -226,7 +173,7 @@ pub fn market_from_plain(row: &Row) -> Result<MarketRecord, Rejection> {
 /// The file has no id column, so the id is built from the providing agency's code and the market
 /// name (`3180000:망원시장`), or from the address and name when the code is blank: stable across
 /// nightly downloads, unique in practice.
-pub fn market_from_traditional(row: &Row) -> Result<MarketRecord, Rejection> {
+pub fn market_from_traditional(row: &Row) -> Result<MarketRow, Rejection> {
     let name = row.text("시장명");
     let address = row
         .text("소재지도로명주소")
@@ -259,10 +206,10 @@ struct ItemFields<'a> {
 }
 
 impl ItemFields<'_> {
-    fn validate(self) -> Result<ItemRecord, Rejection> {
+    fn validate(self) -> Result<ItemRow, Rejection> {
         let v = Validator::new(self.source_id.map(str::to_owned));
         let source_id = v.id()?;
-        Ok(ItemRecord {
+        Ok(ItemRow {
             name: v.required("name", self.name, MAX_NAME_CHARS)?,
             category_code: v.optional("category_code", self.category_code, MAX_ID_CHARS)?,
             unit: v.optional("unit", self.unit, MAX_ID_CHARS)?,
@@ -285,10 +232,10 @@ struct MarketFields<'a> {
 }
 
 impl MarketFields<'_> {
-    fn validate(self) -> Result<MarketRecord, Rejection> {
+    fn validate(self) -> Result<MarketRow, Rejection> {
         let v = Validator::new(self.source_id);
         let source_id = v.id()?;
-        Ok(MarketRecord {
+        Ok(MarketRow {
             name: v.required("name", self.name, MAX_NAME_CHARS)?,
             kind: self.kind.to_owned(),
             road_address: v.optional(

@@ -26,7 +26,7 @@ use store::{Clock, Db, Dialect};
 use tokio::task::JoinSet;
 
 use crate::feed::{self, error_chain, Batch, Event, FeedRecord, SourceSpec};
-use crate::record::{ItemRecord, MarketRecord, Rejection, SourceId};
+use crate::record::Rejection;
 use crate::Dedup;
 
 /// What a run ingests.
@@ -167,47 +167,20 @@ fn db_error(what: &'static str) -> impl FnOnce(store::Error) -> RunError {
 }
 
 /// A record kind that can be written to its catalog table.
-pub trait Ingestible: FeedRecord + SourceId {
-    type Row: CatalogRow + Send + Sync + 'static;
+pub trait Ingestible: FeedRecord + CatalogRow + Send + Sync + 'static {
     const KIND: Kind;
-    fn into_row(self) -> Self::Row;
     /// True for markets without usable coordinates (kept, reported).
     fn lacks_coordinates(&self) -> bool {
         false
     }
 }
 
-impl Ingestible for ItemRecord {
-    type Row = ItemRow;
+impl Ingestible for ItemRow {
     const KIND: Kind = Kind::Items;
-    fn into_row(self) -> ItemRow {
-        ItemRow {
-            source_id: self.source_id,
-            name: self.name,
-            category_code: self.category_code,
-            unit: self.unit,
-            base_count: self.base_count,
-            total_count: self.total_count,
-            total_unit: self.total_unit,
-            maker: self.maker,
-        }
-    }
 }
 
-impl Ingestible for MarketRecord {
-    type Row = MarketRow;
+impl Ingestible for MarketRow {
     const KIND: Kind = Kind::Markets;
-    fn into_row(self) -> MarketRow {
-        MarketRow {
-            source_id: self.source_id,
-            name: self.name,
-            kind: self.kind,
-            road_address: self.road_address,
-            lat: self.lat,
-            lng: self.lng,
-            area_code: self.area_code,
-        }
-    }
     fn lacks_coordinates(&self) -> bool {
         !self.has_coordinates()
     }
@@ -230,8 +203,8 @@ pub async fn run(
     opts: &RunOptions,
 ) -> Result<RunReport, RunError> {
     match kind {
-        Kind::Items => run_kind::<ItemRecord>(ctx, spec, opts).await,
-        Kind::Markets => run_kind::<MarketRecord>(ctx, spec, opts).await,
+        Kind::Items => run_kind::<ItemRow>(ctx, spec, opts).await,
+        Kind::Markets => run_kind::<MarketRow>(ctx, spec, opts).await,
     }
 }
 
@@ -351,8 +324,8 @@ struct RunState<'a, T: Ingestible> {
     /// Ids of rejected rows: present in the source, so not deactivated. Grows with the rejected
     /// rows only.
     rejected_ids: HashSet<String>,
-    buffer: Vec<T::Row>,
-    writers: JoinSet<Written<T::Row>>,
+    buffer: Vec<T>,
+    writers: JoinSet<Written<T>>,
     write_concurrency: usize,
     totals: RunTotals,
     total_pages: Option<u64>,
@@ -442,7 +415,7 @@ impl<'a, T: Ingestible> RunState<'a, T> {
                         .push(record.source_id().to_owned());
                 }
             }
-            self.buffer.push(record.into_row());
+            self.buffer.push(record);
         }
         let size = self.chunk_size();
         while self.buffer.len() >= size {
@@ -454,7 +427,7 @@ impl<'a, T: Ingestible> RunState<'a, T> {
     }
 
     /// Starts writing a chunk, first waiting for a writer slot.
-    async fn write(&mut self, chunk: Vec<T::Row>) -> Result<(), String> {
+    async fn write(&mut self, chunk: Vec<T>) -> Result<(), String> {
         while self.writers.len() >= self.write_concurrency {
             self.join_one().await?;
         }

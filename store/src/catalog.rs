@@ -57,30 +57,44 @@ pub async fn invalidate_item_search(cache: &dyn Cache) -> Result<(), LiveError> 
 /// memory a chunk takes.
 pub const MAX_CHUNK: usize = 10_000;
 
-/// An item as the public list describes it.
+/// An item (품목) as the public list describes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ItemRow {
+    /// The public id (`goodId`); natural key with the source.
     pub source_id: String,
     pub name: String,
+    /// The 9-digit small-class category (`goodSmlclsCode`).
     pub category_code: Option<String>,
+    /// Unit of the base count (`goodUnitDivCode`, e.g. `g`, `ml`, `개`).
     pub unit: Option<String>,
     pub base_count: Option<f64>,
     pub total_count: Option<f64>,
     pub total_unit: Option<String>,
+    /// Maker or entry company code (`productEntpCode`).
     pub maker: Option<String>,
 }
 
-/// A market as the public list describes it. `lat`/`lng` are `None` when the source had no usable
-/// coordinates: the market is stored and stays out of nearby search.
+/// A market as the public list describes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MarketRow {
+    /// The public id (`entpId`, or a stable key built for CSV rows); natural key with the source.
     pub source_id: String,
     pub name: String,
+    /// One of the market kinds gonggu knows (`hypermarket`, `traditional_market`, …).
     pub kind: String,
     pub road_address: Option<String>,
+    /// Degrees; `None` when the source had no usable coordinates: the market is stored and stays
+    /// out of nearby search.
     pub lat: Option<f64>,
     pub lng: Option<f64>,
     pub area_code: Option<String>,
+}
+
+impl MarketRow {
+    /// True when the market can take part in nearby search.
+    pub fn has_coordinates(&self) -> bool {
+        self.lat.is_some() && self.lng.is_some()
+    }
 }
 
 /// How the rows of a chunk compared with what was stored.

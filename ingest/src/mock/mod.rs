@@ -17,7 +17,7 @@ pub use fault::{Fault, FaultRule};
 pub use render::{EmptyItems, Style};
 pub use server::MockServer;
 
-use crate::record::{ItemRecord, MarketRecord};
+use crate::record::{ItemRow, MarketRow};
 use crate::row::Row;
 
 /// Rows the mock serves.
@@ -75,7 +75,7 @@ impl MockData {
     }
 
     /// Serves records as the APIs would send them.
-    pub fn from_records(items: &[ItemRecord], markets: &[MarketRecord]) -> Self {
+    pub fn from_records(items: &[ItemRow], markets: &[MarketRow]) -> Self {
         Self::new(
             items.iter().map(goods_row).collect(),
             markets.iter().map(store_row).collect(),
@@ -159,7 +159,7 @@ fn num(value: Option<f64>) -> String {
 }
 
 /// An item as a goods row.
-pub fn goods_row(item: &ItemRecord) -> Row {
+pub fn goods_row(item: &ItemRow) -> Row {
     Row::from_pairs([
         ("goodId", item.source_id.clone()),
         ("goodName", item.name.clone()),
@@ -175,7 +175,7 @@ pub fn goods_row(item: &ItemRecord) -> Row {
 
 /// A market as a store row (x = latitude, y = longitude, the usual order). Traditional markets and
 /// `other` have no store type code in the consumer-price API and come back as `other`.
-pub fn store_row(market: &MarketRecord) -> Row {
+pub fn store_row(market: &MarketRow) -> Row {
     let code = match market.kind.as_str() {
         "hypermarket" => "LM",
         "supermarket" => "SM",

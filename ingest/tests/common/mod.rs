@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use ingest::mock::{FaultRule, MockConfig, MockData, MockServer};
 use ingest::paged::{fetch_items, Page, PagedConfig};
-use ingest::{FetchError, HttpSettings, ItemRecord, RetryPolicy};
+use ingest::{FetchError, HttpSettings, ItemRow, RetryPolicy};
 
 pub const KEY_DECODED: &str = "a1B2+c3/d4==";
 pub const KEY_ENCODED: &str = "a1B2%2Bc3%2Fd4%3D%3D";
@@ -46,10 +46,7 @@ pub fn paged_config(url: String, rows_per_page: u32, concurrency: usize) -> Page
 /// Every page's outcome, in arrival order.
 pub async fn collect(
     cfg: &PagedConfig,
-) -> (
-    Vec<Result<Page<ItemRecord>, FetchError>>,
-    ingest::CallCounts,
-) {
+) -> (Vec<Result<Page<ItemRow>, FetchError>>, ingest::CallCounts) {
     let mut pages = fetch_items(cfg).expect("config");
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
@@ -59,7 +56,7 @@ pub async fn collect(
 }
 
 /// All records of a run that must succeed, sorted by id.
-pub async fn records(cfg: &PagedConfig) -> (Vec<ItemRecord>, ingest::CallCounts) {
+pub async fn records(cfg: &PagedConfig) -> (Vec<ItemRow>, ingest::CallCounts) {
     let (pages, stats) = collect(cfg).await;
     let mut records = Vec::new();
     for page in pages {
