@@ -58,7 +58,7 @@ pub async fn invalidate_item_search(cache: &dyn Cache) -> Result<(), LiveError> 
 pub const MAX_CHUNK: usize = 10_000;
 
 /// An item (품목) as the public list describes it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, FromRow)]
 pub struct ItemRow {
     /// The public id (`goodId`); natural key with the source.
     pub source_id: String,
@@ -75,7 +75,7 @@ pub struct ItemRow {
 }
 
 /// A market as the public list describes it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, FromRow)]
 pub struct MarketRow {
     /// The public id (`entpId`, or a stable key built for CSV rows); natural key with the source.
     pub source_id: String,
@@ -144,60 +144,37 @@ const fn real(name: &'static str) -> Column {
     }
 }
 
-/// A catalog table's row type: how it is compared, encoded and written.
-pub trait CatalogRow: Sync {
+/// A catalog table's row type: how it is compared, encoded and written. Its fields are the
+/// table's columns of the same names (read back with `FromRow`; equal rows hold equal values).
+pub trait CatalogRow:
+    for<'r> FromRow<'r, AnyRow> + PartialEq + Send + Sync + Unpin + 'static
+{
     const TABLE: Table;
     /// The data columns after `source_id`, in the order [`CatalogRow::values`] lists them.
     const FIELDS: &'static [Column];
     /// Whether changed rows are announced on [`MARKETS_TOPIC`].
     const EVENTS: bool;
-    /// The stored row as read back for comparison.
-    type Stored: for<'r> FromRow<'r, AnyRow> + Send + Unpin + StoredRow;
 
     fn source_id(&self) -> &str;
     /// `source_id` then the [`CatalogRow::FIELDS`], as one JSON array per row.
     fn values(&self) -> impl Serialize + '_;
-    /// True when the stored row already holds exactly these values.
-    fn same_as(&self, stored: &Self::Stored) -> bool;
 }
 
-/// What every stored row exposes for classification.
-pub trait StoredRow {
-    fn id(&self) -> i64;
-    fn source_id(&self) -> &str;
-    fn is_active(&self) -> bool;
-    /// The ingest run that last saw the row.
-    fn seen_run(&self) -> Option<i64>;
-}
-
-#[doc(hidden)]
+/// A stored catalog row as read back for classification.
 #[derive(FromRow)]
-pub struct StoredItem {
+struct Stored<Row> {
     id: i64,
-    source_id: String,
-    name: String,
-    category_code: Option<String>,
-    unit: Option<String>,
-    base_count: Option<f64>,
-    total_count: Option<f64>,
-    total_unit: Option<String>,
-    maker: Option<String>,
+    #[sqlx(flatten)]
+    row: Row,
     active: i64,
+    /// The newest ingest run that saw the row.
     seen_run: Option<i64>,
 }
 
-impl StoredRow for StoredItem {
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn source_id(&self) -> &str {
-        &self.source_id
-    }
-    fn is_active(&self) -> bool {
-        self.active == 1
-    }
-    fn seen_run(&self) -> Option<i64> {
-        self.seen_run
+impl<Row: CatalogRow> Stored<Row> {
+    /// True when the row is active and already holds exactly `row`'s values.
+    fn same_as(&self, row: &Row) -> bool {
+        self.active == 1 && self.row == *row
     }
 }
 
@@ -213,7 +190,6 @@ impl CatalogRow for ItemRow {
         text("maker"),
     ];
     const EVENTS: bool = false;
-    type Stored = StoredItem;
 
     fn source_id(&self) -> &str {
         &self.source_id
@@ -231,47 +207,6 @@ impl CatalogRow for ItemRow {
             &self.maker,
         )
     }
-
-    fn same_as(&self, s: &StoredItem) -> bool {
-        s.is_active()
-            && self.name == s.name
-            && self.category_code == s.category_code
-            && self.unit == s.unit
-            && self.base_count == s.base_count
-            && self.total_count == s.total_count
-            && self.total_unit == s.total_unit
-            && self.maker == s.maker
-    }
-}
-
-#[doc(hidden)]
-#[derive(FromRow)]
-pub struct StoredMarket {
-    id: i64,
-    source_id: String,
-    name: String,
-    kind: String,
-    road_address: Option<String>,
-    lat: Option<f64>,
-    lng: Option<f64>,
-    area_code: Option<String>,
-    active: i64,
-    seen_run: Option<i64>,
-}
-
-impl StoredRow for StoredMarket {
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn source_id(&self) -> &str {
-        &self.source_id
-    }
-    fn is_active(&self) -> bool {
-        self.active == 1
-    }
-    fn seen_run(&self) -> Option<i64> {
-        self.seen_run
-    }
 }
 
 impl CatalogRow for MarketRow {
@@ -285,7 +220,6 @@ impl CatalogRow for MarketRow {
         text("area_code"),
     ];
     const EVENTS: bool = true;
-    type Stored = StoredMarket;
 
     fn source_id(&self) -> &str {
         &self.source_id
@@ -301,16 +235,6 @@ impl CatalogRow for MarketRow {
             self.lng,
             &self.area_code,
         )
-    }
-
-    fn same_as(&self, s: &StoredMarket) -> bool {
-        s.is_active()
-            && self.name == s.name
-            && self.kind == s.kind
-            && self.road_address == s.road_address
-            && self.lat == s.lat
-            && self.lng == s.lng
-            && self.area_code == s.area_code
     }
 }
 
@@ -370,7 +294,7 @@ async fn stored_rows<R: CatalogRow>(
     dialect: Dialect,
     source: &str,
     rows: &[R],
-) -> Result<HashMap<String, R::Stored>> {
+) -> Result<HashMap<String, Stored<R>>> {
     if rows.is_empty() {
         return Ok(HashMap::new());
     }
@@ -395,14 +319,14 @@ async fn stored_rows<R: CatalogRow>(
             json_elements(dialect, 2)
         ),
     };
-    let stored = sqlx::query_as::<_, R::Stored>(&sql)
+    let stored = sqlx::query_as::<_, Stored<R>>(&sql)
         .bind(source)
         .bind(ids)
         .fetch_all(conn)
         .await?;
     Ok(stored
         .into_iter()
-        .map(|s| (s.source_id().to_owned(), s))
+        .map(|s| (s.row.source_id().to_owned(), s))
         .collect())
 }
 
@@ -419,7 +343,7 @@ struct Classified<'a, R> {
 /// stamped by that run is a duplicate: an earlier chunk of the run applied that id.
 fn classify<'a, R: CatalogRow>(
     rows: &'a [R],
-    stored: &HashMap<String, R::Stored>,
+    stored: &HashMap<String, Stored<R>>,
     run: Option<i64>,
 ) -> Classified<'a, R> {
     let mut out = Classified {
@@ -433,10 +357,10 @@ fn classify<'a, R: CatalogRow>(
                 out.counts.inserted += 1;
                 out.write.push(row);
             }
-            Some(s) if run.is_some() && s.seen_run() == run => out.counts.duplicates += 1,
-            Some(s) if row.same_as(s) => {
+            Some(s) if run.is_some() && s.seen_run == run => out.counts.duplicates += 1,
+            Some(s) if s.same_as(row) => {
                 out.counts.unchanged += 1;
-                out.unchanged.push(s.id());
+                out.unchanged.push(s.id);
             }
             Some(_) => {
                 out.counts.updated += 1;
