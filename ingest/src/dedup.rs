@@ -95,12 +95,7 @@ mod tests {
         ItemRow {
             source_id: id.into(),
             name: name.into(),
-            category_code: None,
-            unit: None,
-            base_count: None,
-            total_count: None,
-            total_unit: None,
-            maker: None,
+            ..ItemRow::default()
         }
     }
 

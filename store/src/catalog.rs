@@ -58,7 +58,7 @@ pub async fn invalidate_item_search(cache: &dyn Cache) -> Result<(), LiveError> 
 pub const MAX_CHUNK: usize = 10_000;
 
 /// An item (품목) as the public list describes it.
-#[derive(Clone, Debug, PartialEq, FromRow)]
+#[derive(Clone, Debug, Default, PartialEq, FromRow)]
 pub struct ItemRow {
     /// The public id (`goodId`); natural key with the source.
     pub source_id: String,
@@ -75,7 +75,7 @@ pub struct ItemRow {
 }
 
 /// A market as the public list describes it.
-#[derive(Clone, Debug, PartialEq, FromRow)]
+#[derive(Clone, Debug, Default, PartialEq, FromRow)]
 pub struct MarketRow {
     /// The public id (`entpId`, or a stable key built for CSV rows); natural key with the source.
     pub source_id: String,
@@ -629,30 +629,13 @@ mod tests {
 
     #[test]
     fn every_field_has_a_json_cell() {
-        let item = ItemRow {
-            source_id: String::new(),
-            name: String::new(),
-            category_code: None,
-            unit: None,
-            base_count: None,
-            total_count: None,
-            total_unit: None,
-            maker: None,
-        };
+        let item = ItemRow::default();
         let cells: serde_json::Value = serde_json::to_value(item.values()).unwrap();
         assert_eq!(
             cells.as_array().map(Vec::len),
             Some(1 + ItemRow::FIELDS.len())
         );
-        let market = MarketRow {
-            source_id: String::new(),
-            name: String::new(),
-            kind: String::new(),
-            road_address: None,
-            lat: None,
-            lng: None,
-            area_code: None,
-        };
+        let market = MarketRow::default();
         let cells: serde_json::Value = serde_json::to_value(market.values()).unwrap();
         assert_eq!(
             cells.as_array().map(Vec::len),
