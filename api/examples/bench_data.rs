@@ -38,17 +38,16 @@ async fn main() -> Result<()> {
     let mut tx = db.begin().await?;
     let mut market_ids = Vec::with_capacity(points.len());
     for (i, (_, at)) in points.iter().enumerate() {
-        let m = store::markets::MarketUpsert {
-            source: "bench".into(),
+        let m = store::catalog::MarketRow {
             source_id: format!("bench-{now}-{i}"),
             name: format!("벤치마트 {i}호점"),
             kind: "supermarket".into(),
-            road_address: None,
             lat: Some(at.lat()),
             lng: Some(at.lng()),
+            ..Default::default()
         };
         market_ids.push((
-            store::markets::upsert_market(tx.conn(), &m, now).await?,
+            store::catalog::upsert_row(&mut tx, "bench", &m, now).await?,
             *at,
         ));
     }

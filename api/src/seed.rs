@@ -5,9 +5,9 @@
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use store::bookings;
-use store::items::{upsert_item, ItemUpsert};
+use store::catalog;
 use store::live::Live;
-use store::markets::{count_markets, upsert_market, MarketUpsert};
+use store::markets::count_markets;
 use store::parties::{self, NewParty, Role};
 use store::users::{self, SignupError};
 use store::{Clock, Db};
@@ -71,24 +71,23 @@ pub async fn run(db: &Db, live: &Live, clock: &Clock, demo: bool) -> Result<Stri
     let mut tx = db.begin().await?;
     let mut market_ids = Vec::with_capacity(markets.len());
     for m in &markets {
-        let row = MarketUpsert {
-            source: SOURCE.into(),
+        let row = catalog::MarketRow {
             source_id: m.source_id.clone(),
             name: m.name.clone(),
             kind: m.kind.clone(),
             road_address: Some(m.road_address.clone()),
             lat: Some(m.lat),
             lng: Some(m.lng),
+            area_code: None,
         };
         market_ids.push((
-            upsert_market(tx.conn(), &row, now).await?,
+            catalog::upsert_row(&mut tx, SOURCE, &row, now).await?,
             m.road_address.clone(),
         ));
     }
     let mut item_ids = Vec::with_capacity(items.len());
     for i in &items {
-        let row = ItemUpsert {
-            source: SOURCE.into(),
+        let row = catalog::ItemRow {
             source_id: i.source_id.clone(),
             name: i.name.clone(),
             category_code: Some(i.category_code.clone()),
@@ -96,8 +95,9 @@ pub async fn run(db: &Db, live: &Live, clock: &Clock, demo: bool) -> Result<Stri
             base_count: Some(i.base_count),
             total_count: Some(i.total_count),
             total_unit: Some(i.total_unit.clone()),
+            maker: None,
         };
-        item_ids.push(upsert_item(tx.conn(), &row, now).await?);
+        item_ids.push(catalog::upsert_row(&mut tx, SOURCE, &row, now).await?);
     }
     tx.commit().await?;
     crate::items::invalidate_search_cache(live.cache.as_ref()).await?;

@@ -378,16 +378,14 @@ async fn a_party_at_a_market_without_coordinates_is_refused(app: TestApp) {
     let leader = app.user("leader").await;
     let (_, item) = app.market_and_item().await;
     let mut tx = app.db().begin().await.unwrap();
-    let market = store::markets::upsert_market(
-        tx.conn(),
-        &store::markets::MarketUpsert {
-            source: "test".into(),
+    let market = store::catalog::upsert_row(
+        &mut tx,
+        "test",
+        &store::catalog::MarketRow {
             source_id: "no-coordinates".into(),
             name: "좌표없는시장".into(),
             kind: "traditional_market".into(),
-            road_address: None,
-            lat: None,
-            lng: None,
+            ..Default::default()
         },
         app.state.now(),
     )

@@ -21,7 +21,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow};
 
-use crate::db::{Db, Dialect};
+use crate::db::{Db, Dialect, Tx};
 use crate::error::{Error, Result};
 use crate::live::{Cache, LiveError};
 use crate::outbox;
@@ -462,6 +462,23 @@ async fn stamp_seen(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Inserts or updates one row of `source` by its natural key inside `tx`; returns its id. For the
+/// fixtures, the demo and tests; ingest writes whole chunks with [`apply_chunk`]. Leaves the row's
+/// `seen_run` stamp alone. Market changes announced by events come from ingest only: callers that
+/// seed markets reload the nearby index themselves.
+pub async fn upsert_row<R: CatalogRow>(
+    tx: &mut Tx,
+    source: &str,
+    row: &R,
+    now: i64,
+) -> Result<i64> {
+    let dialect = tx.dialect();
+    let ids = write_rows(tx.conn(), dialect, source, &[row], now, None, true).await?;
+    ids.first()
+        .copied()
+        .ok_or_else(|| Error::Corrupt(format!("upserting {} returned no id", R::TABLE.name())))
 }
 
 /// Applies one chunk of ingest run `run` in its own transaction: reads the stored rows, writes

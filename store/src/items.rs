@@ -80,44 +80,6 @@ pub async fn list_items(
     Ok(cursor::page(rows, limit, |i| i.id))
 }
 
-/// An item row as ingest or seed provides it.
-#[derive(Clone, Debug)]
-pub struct ItemUpsert {
-    pub source: String,
-    pub source_id: String,
-    pub name: String,
-    pub category_code: Option<String>,
-    pub unit: Option<String>,
-    pub base_count: Option<f64>,
-    pub total_count: Option<f64>,
-    pub total_unit: Option<String>,
-}
-
-/// Inserts or updates an item by its natural key `(source, source_id)`; returns its id.
-pub async fn upsert_item(conn: &mut AnyConnection, i: &ItemUpsert, now: i64) -> Result<i64> {
-    let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO items (source, source_id, name, category_code, unit, base_count, total_count, \
-         total_unit, active, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9) \
-         ON CONFLICT (source, source_id) DO UPDATE SET name = excluded.name, \
-         category_code = excluded.category_code, unit = excluded.unit, base_count = excluded.base_count, \
-         total_count = excluded.total_count, total_unit = excluded.total_unit, active = 1, \
-         updated_at = excluded.updated_at \
-         RETURNING id",
-    )
-    .bind(&i.source)
-    .bind(&i.source_id)
-    .bind(&i.name)
-    .bind(&i.category_code)
-    .bind(&i.unit)
-    .bind(i.base_count)
-    .bind(i.total_count)
-    .bind(&i.total_unit)
-    .bind(now)
-    .fetch_one(conn)
-    .await?;
-    Ok(id)
-}
-
 /// Category code of every item, for filtering search results by category in memory.
 pub async fn category_codes(db: &Db) -> Result<Vec<(i64, Option<String>)>> {
     Ok(sqlx::query_as("SELECT id, category_code FROM items")

@@ -84,41 +84,6 @@ pub async fn list_markets(
     Ok(cursor::page(rows, limit, |m| m.id))
 }
 
-/// A market row as ingest or seed provides it.
-#[derive(Clone, Debug)]
-pub struct MarketUpsert {
-    pub source: String,
-    pub source_id: String,
-    pub name: String,
-    pub kind: String,
-    pub road_address: Option<String>,
-    pub lat: Option<f64>,
-    pub lng: Option<f64>,
-}
-
-/// Inserts or updates a market by its natural key `(source, source_id)`; returns its id.
-pub async fn upsert_market(conn: &mut AnyConnection, m: &MarketUpsert, now: i64) -> Result<i64> {
-    let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO markets (source, source_id, name, kind, road_address, lat, lng, active, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8) \
-         ON CONFLICT (source, source_id) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
-         road_address = excluded.road_address, lat = excluded.lat, lng = excluded.lng, active = 1, \
-         updated_at = excluded.updated_at \
-         RETURNING id",
-    )
-    .bind(&m.source)
-    .bind(&m.source_id)
-    .bind(&m.name)
-    .bind(&m.kind)
-    .bind(&m.road_address)
-    .bind(m.lat)
-    .bind(m.lng)
-    .bind(now)
-    .fetch_one(conn)
-    .await?;
-    Ok(id)
-}
-
 /// Number of markets (active or not).
 pub async fn count_markets(db: &Db) -> Result<i64> {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM markets")

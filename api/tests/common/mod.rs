@@ -216,16 +216,17 @@ impl TestApp {
     /// A market at `(lat, lng)`; returns its id.
     pub async fn market_at(&self, lat: f64, lng: f64) -> i64 {
         let mut tx = self.db().begin().await.unwrap();
-        let id = store::markets::upsert_market(
-            tx.conn(),
-            &store::markets::MarketUpsert {
-                source: "test".into(),
+        let id = store::catalog::upsert_row(
+            &mut tx,
+            "test",
+            &store::catalog::MarketRow {
                 source_id: unique("m"),
                 name: "망원시장".into(),
                 kind: "traditional_market".into(),
                 road_address: Some("서울특별시 마포구 포은로8길 14".into()),
                 lat: Some(lat),
                 lng: Some(lng),
+                area_code: None,
             },
             self.state.now(),
         )
@@ -238,10 +239,10 @@ impl TestApp {
     /// An item in category `category_code`; returns its id.
     pub async fn item_in(&self, category_code: &str) -> i64 {
         let mut tx = self.db().begin().await.unwrap();
-        let id = store::items::upsert_item(
-            tx.conn(),
-            &store::items::ItemUpsert {
-                source: "test".into(),
+        let id = store::catalog::upsert_row(
+            &mut tx,
+            "test",
+            &store::catalog::ItemRow {
                 source_id: unique("i"),
                 name: "농심 신라면 120g×5입".into(),
                 category_code: Some(category_code.into()),
@@ -249,6 +250,7 @@ impl TestApp {
                 base_count: Some(120.0),
                 total_count: Some(600.0),
                 total_unit: Some("g".into()),
+                maker: None,
             },
             self.state.now(),
         )
