@@ -318,8 +318,8 @@ async fn an_expired_admission_cannot_be_consumed_and_is_returned_by_expire(
     );
     assert_eq!(
         room.spot(PARTY, 10, end).await.unwrap(),
-        QueueSpot::Absent,
-        "an admission expires at its deadline"
+        QueueSpot::Lapsed { expired_at: end },
+        "an admission expires at its deadline, and reads as lapsed until removed"
     );
     assert!(!room.consume(PARTY, 10, end).await.unwrap());
     assert_eq!(
@@ -332,6 +332,7 @@ async fn an_expired_admission_cannot_be_consumed_and_is_returned_by_expire(
         "by expiry, then user id"
     );
     assert_eq!(room.expire(PARTY, end).await.unwrap(), Vec::<i64>::new());
+    assert_eq!(room.spot(PARTY, 10, end).await.unwrap(), QueueSpot::Absent);
     assert!(
         room.consume(PARTY, 8, end).await.unwrap(),
         "a later admission is untouched"

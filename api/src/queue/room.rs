@@ -225,6 +225,9 @@ pub async fn status_of(
                 ..QueueStatus::bare(party_id, "admitted")
             }))
         }
+        // The admitter has not removed the lapsed pass yet; once it has, the "gone" marker says
+        // the same.
+        QueueSpot::Lapsed { .. } => Ok(Some(QueueStatus::expired(party_id))),
         QueueSpot::Absent => {
             // The room may have closed since `room` was read (closing marks the row, then empties
             // the queue): read it again rather than answer "not in the queue".

@@ -42,8 +42,17 @@ pub enum Entered {
 /// Where a user stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueueSpot {
-    Waiting { ahead: u64 },
-    Admitted { expires_at: i64 },
+    Waiting {
+        ahead: u64,
+    },
+    Admitted {
+        expires_at: i64,
+    },
+    /// The user's admission ran out and has not been removed by [`WaitingRoom::expire`] yet: the
+    /// turn passed unused. Reported as such so a reader never sees the user simply vanish.
+    Lapsed {
+        expired_at: i64,
+    },
     Absent,
 }
 
@@ -67,7 +76,8 @@ pub trait WaitingRoom: Send + Sync {
     /// Enter `party`'s queue at the back. Idempotent: entering again keeps the first position (AlreadyWaiting);
     /// a user holding an unexpired admission gets Admitted. Entering also marks the user seen at `now`.
     async fn enter(&self, party: i64, user: i64, now: i64) -> Result<Entered, LiveError>;
-    /// Where the user stands. An expired admission reads as Absent. Does not change anything.
+    /// Where the user stands. An expired admission reads as Lapsed until [`WaitingRoom::expire`]
+    /// removes it. Does not change anything.
     async fn spot(&self, party: i64, user: i64, now: i64) -> Result<QueueSpot, LiveError>;
     /// Marks a waiting user as followed (an SSE heartbeat or a poll) at `now`. No-op when not waiting.
     async fn touch(&self, party: i64, user: i64, now: i64) -> Result<(), LiveError>;

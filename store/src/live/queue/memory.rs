@@ -183,7 +183,8 @@ impl WaitingRoom for MemoryWaitingRoom {
             }
             match room.admitted.get(&user) {
                 Some(&expires_at) if expires_at > now => QueueSpot::Admitted { expires_at },
-                _ => QueueSpot::Absent,
+                Some(&expired_at) => QueueSpot::Lapsed { expired_at },
+                None => QueueSpot::Absent,
             }
         }))
     }

@@ -67,8 +67,11 @@ if rank then
   return {0, rank}
 end
 local expires = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if expires and tonumber(expires) > tonumber(ARGV[2]) then
-  return {1, tonumber(expires)}
+if expires then
+  if tonumber(expires) > tonumber(ARGV[2]) then
+    return {1, tonumber(expires)}
+  end
+  return {3, tonumber(expires)}
 end
 return {2, 0}
 ";
@@ -287,6 +290,7 @@ impl WaitingRoom for RedisWaitingRoom {
             }),
             (1, expires_at) => Ok(QueueSpot::Admitted { expires_at }),
             (2, _) => Ok(QueueSpot::Absent),
+            (3, expired_at) => Ok(QueueSpot::Lapsed { expired_at }),
             _ => Err(unexpected("a known spot")),
         }
     }
