@@ -93,7 +93,7 @@ fn print_run(label: &str, r: &RunReport, a: &Args) {
         Duration::from_millis(a.latency_ms).mul_f64(t.calls as f64 / a.concurrency.max(1) as f64);
     println!(
         "{label}: {} rows ({} inserted, {} unchanged) in {:.2?} = {:.0} rows/s; {} calls, latency bound {:.2?}; \
-         chunk transactions {:.2?} ({:.0} rows/s); status {}",
+         chunk transactions {:.2?} summed over the writers ({:.0} rows/s per writer); status {}",
         written,
         t.inserted,
         t.unchanged,
