@@ -5,7 +5,7 @@
 //!                                                   │              ├─► rows stamped `seen_run`
 //!                                                   │              └─► outbox event (markets)
 //!                                                   └─► after a complete run of a full source:
-//!                                                       deactivate active rows with another stamp
+//!                                                       deactivate active rows with an older stamp
 //! ```
 //!
 //! Memory is bounded by the chunks in flight, not by the list's length: the rows themselves carry
@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use store::catalog::{self, CatalogRow, ChunkCounts, ItemRow, MarketRow, Table};
+use store::catalog::{self, CatalogRow, ChunkCounts, ItemRow, MarketRow};
 use store::ingest_runs::{self, status, RunTotals};
 use store::live::Cache;
 use store::{Clock, Db, Dialect};
@@ -76,8 +76,8 @@ impl Outcome {
 /// Default rows per chunk (one transaction) on PostgreSQL, where four chunks are written at once.
 pub const DEFAULT_CHUNK_SIZE: usize = 1000;
 /// Default rows per chunk on SQLite, whose one writer gains from fewer, larger transactions
-/// (300,000 rows written: 61k rows/s at 1,000 per chunk, 117k at 4,000, 191k at 10,000; see
-/// BENCHMARKS.md). A chunk holds the write lock for about 50 ms.
+/// (300,000 rows inserted: 61k rows/s at 1,000 per chunk, 117k at 4,000, 140-190k at 10,000; see
+/// BENCHMARKS.md). A chunk holds the write lock for about 50-130 ms.
 pub const DEFAULT_SQLITE_CHUNK_SIZE: usize = 10_000;
 /// Rejections kept in the report (all are counted).
 const REJECTION_SAMPLE: usize = 20;
@@ -535,10 +535,7 @@ impl<'a, T: Ingestible> RunState<'a, T> {
             tracing::warn!(source = %self.source, "the source returned no rows; nothing deactivated");
             return Ok(());
         }
-        let table = match T::KIND {
-            Kind::Items => Table::Items,
-            Kind::Markets => Table::Markets,
-        };
+        let table = T::TABLE;
         // A dry run stamps nothing: its in-memory set says what it saw.
         let (seen, rejected) = (&self.dedup, &self.rejected_ids);
         let vanished = catalog::vanished_ids(self.ctx.db, table, self.source, self.run_id, |sid| {
