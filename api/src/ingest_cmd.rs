@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use ingest::csv::CsvEncoding;
 use ingest::feed::SourceSpec;
@@ -133,6 +133,12 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
 }
 
+/// Arguments that clap cannot check alone (which ones a source needs): exit code 2, as for clap's
+/// own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub &'static str);
+
 /// A run that did not succeed, for the process exit code.
 #[derive(Debug, thiserror::Error)]
 #[error("ingest run {status}{}", .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
@@ -165,10 +171,12 @@ impl IngestArgs {
             self.url
                 .clone()
                 .filter(|u| !u.trim().is_empty())
-                .context("--url is required with --source paged-api or price-api")
+                .ok_or(UsageError(
+                    "--url is required with --source paged-api or price-api",
+                ))
         };
         if self.file.is_some() && self.source != IngestSource::Csv {
-            bail!("a FILE is only read with --source csv");
+            return Err(UsageError("a FILE is only read with --source csv").into());
         }
         Ok(match self.source {
             IngestSource::PagedApi => {
@@ -192,7 +200,7 @@ impl IngestArgs {
                 path: self
                     .file
                     .clone()
-                    .context("--source csv needs the FILE to read")?,
+                    .ok_or(UsageError("--source csv needs the FILE to read"))?,
                 encoding: self.encoding,
             },
         })
@@ -247,8 +255,12 @@ pub fn check(report: &RunReport) -> Result<()> {
     }
 }
 
-/// The exit code for an error returned by a subcommand: 3 for a partial ingest, else 1.
+/// The exit code for an error returned by a subcommand: 2 for bad usage, 3 for a partial
+/// ingest, else 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|e| e.is::<UsageError>()) {
+        return 2;
+    }
     err.downcast_ref::<IngestFailed>()
         .map_or(1, IngestFailed::exit_code)
 }
@@ -413,5 +425,7 @@ mod tests {
         .into();
         assert_eq!(exit_code(&partial), 3);
         assert_eq!(exit_code(&anyhow::anyhow!("no database")), 1);
+        let usage = anyhow::Error::from(UsageError("--url is required")).context("ingest");
+        assert_eq!(exit_code(&usage), 2);
     }
 }
