@@ -67,6 +67,7 @@ contract!(
     an_admission_is_consumed_once_only,
     an_expired_admission_cannot_be_consumed_and_is_returned_by_expire,
     a_user_whose_admission_expired_enters_again_at_the_back,
+    a_passed_turn_is_remembered_for_an_hour_unless_the_user_enters_again_or_leaves,
     leaving_removes_a_waiting_or_admitted_user_and_says_whether_they_were_there,
     counts_are_the_waiting_users_and_the_unexpired_admissions,
     waiting_lists_the_front_of_the_line_in_order,
@@ -213,7 +214,11 @@ async fn a_stale_waiting_user_is_dropped_at_their_turn_and_not_admitted(
         },
         "the stale user does not use up an admission"
     );
-    assert_eq!(room.spot(PARTY, 2, T0).await.unwrap(), QueueSpot::Absent);
+    assert_eq!(
+        room.spot(PARTY, 2, T0).await.unwrap(),
+        QueueSpot::Gone { since: T0 },
+        "dropped in the same step that removed them"
+    );
     assert_eq!(
         ahead_of(&*room, 5).await,
         1,
@@ -318,8 +323,8 @@ async fn an_expired_admission_cannot_be_consumed_and_is_returned_by_expire(
     );
     assert_eq!(
         room.spot(PARTY, 10, end).await.unwrap(),
-        QueueSpot::Lapsed { expired_at: end },
-        "an admission expires at its deadline, and reads as lapsed until removed"
+        QueueSpot::Gone { since: end },
+        "an admission expires at its deadline"
     );
     assert!(!room.consume(PARTY, 10, end).await.unwrap());
     assert_eq!(
@@ -332,11 +337,59 @@ async fn an_expired_admission_cannot_be_consumed_and_is_returned_by_expire(
         "by expiry, then user id"
     );
     assert_eq!(room.expire(PARTY, end).await.unwrap(), Vec::<i64>::new());
-    assert_eq!(room.spot(PARTY, 10, end).await.unwrap(), QueueSpot::Absent);
+    assert_eq!(
+        room.spot(PARTY, 10, end + 5).await.unwrap(),
+        QueueSpot::Gone { since: end },
+        "removed, and still known to have passed"
+    );
     assert!(
         room.consume(PARTY, 8, end).await.unwrap(),
         "a later admission is untouched"
     );
+}
+
+async fn a_passed_turn_is_remembered_for_an_hour_unless_the_user_enters_again_or_leaves(
+    room: Arc<dyn WaitingRoom>,
+) {
+    use store::live::GONE_TTL_MS;
+    enter_all(&*room, [1, 2, 3], T0).await;
+    room.admit(PARTY, 3, T0, TTL, NONE_STALE).await.unwrap();
+    let end = T0 + TTL;
+    assert_eq!(room.expire(PARTY, end).await.unwrap(), vec![1, 2, 3]);
+    for user in [1, 2, 3] {
+        assert_eq!(
+            room.spot(PARTY, user, end).await.unwrap(),
+            QueueSpot::Gone { since: end }
+        );
+    }
+    assert_eq!(
+        room.enter(PARTY, 1, end + 1).await.unwrap(),
+        Entered::Waiting { ahead: 0 }
+    );
+    assert_eq!(
+        room.spot(PARTY, 1, end + 1).await.unwrap(),
+        QueueSpot::Waiting { ahead: 0 },
+        "entering again starts over"
+    );
+    assert!(
+        !room.leave(PARTY, 2).await.unwrap(),
+        "not waiting nor admitted"
+    );
+    assert_eq!(
+        room.spot(PARTY, 2, end + 1).await.unwrap(),
+        QueueSpot::Absent
+    );
+    assert_eq!(
+        room.spot(PARTY, 3, end + GONE_TTL_MS - 1).await.unwrap(),
+        QueueSpot::Gone { since: end }
+    );
+    assert_eq!(
+        room.spot(PARTY, 3, end + GONE_TTL_MS).await.unwrap(),
+        QueueSpot::Absent,
+        "forgotten after an hour"
+    );
+    room.close(PARTY).await.unwrap();
+    assert_eq!(room.spot(PARTY, 3, end).await.unwrap(), QueueSpot::Absent);
 }
 
 async fn a_user_whose_admission_expired_enters_again_at_the_back(room: Arc<dyn WaitingRoom>) {
@@ -590,7 +643,8 @@ async fn concurrent_entrants_are_admitted_once_each_in_perfect_fifo_order(
     );
 }
 
-/// Every key of a room is gone once the room is empty, and a released lease leaves no key.
+/// Once a room is empty only its record of passed turns is left, with a Redis TTL; a closed room
+/// and a released lease leave no key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emptied_redis_room_leaves_no_keys_behind() {
     let Some(url) = redis_url() else { return };
@@ -624,7 +678,18 @@ async fn an_emptied_redis_room_leaves_no_keys_behind() {
     }
     room.leave(PARTY, 4).await.unwrap();
     assert_eq!(room.expire(PARTY, T0 + TTL).await.unwrap(), vec![5]);
-    assert_eq!(keys(con.clone()).await, Vec::<String>::new());
+    // Only the record of passed turns (6 dropped, 5 expired) is left, and it expires by itself.
+    let gone = format!("{prefix}:queue:{{{PARTY}}}:gone");
+    assert_eq!(keys(con.clone()).await, vec![gone.clone()]);
+    let gone_ttl: i64 = redis::cmd("PTTL")
+        .arg(&gone)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(
+        0 < gone_ttl && gone_ttl <= store::live::GONE_TTL_MS,
+        "{gone_ttl}"
+    );
 
     enter_all(&room, [7, 8], T0).await;
     room.close(PARTY).await.unwrap();

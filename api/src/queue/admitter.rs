@@ -16,15 +16,15 @@ use store::parties::{self, status, Party};
 use store::rooms::{self, reason, Room};
 use tokio::sync::watch;
 
-use super::room::{gone_key, notify, rate_key, Notice};
+use super::room::{notify, rate_key, Notice};
 use crate::state::AppState;
 
 /// The lease that elects the one admitter.
 pub const LEASE: &str = "queue-admitter";
 /// How long the lease outlives its last renewal: the takeover delay when the holder dies.
 const LEASE_TTL_MS: i64 = 5_000;
-/// How long "gone" markers (turn passed unused) are kept for the user to read.
-const GONE_TTL: Duration = Duration::from_secs(3600);
+/// How long the measured admission rate is kept for position estimates.
+const RATE_TTL: Duration = Duration::from_secs(3600);
 /// The window over which the admission rate is measured.
 const RATE_WINDOW_MS: i64 = 60_000;
 
@@ -147,13 +147,6 @@ async fn tend(
     } else {
         pace.idle(now);
     }
-    for user in expired.iter().chain(&outcome.dropped) {
-        state
-            .live
-            .cache
-            .set(&gone_key(party_id, *user), b"1", GONE_TTL)
-            .await?;
-    }
     let changed =
         !expired.is_empty() || !outcome.admitted.is_empty() || !outcome.dropped.is_empty();
     if changed {
@@ -170,7 +163,7 @@ async fn tend(
             state
                 .live
                 .cache
-                .set(&rate_key(party_id), rate.to_string().as_bytes(), GONE_TTL)
+                .set(&rate_key(party_id), rate.to_string().as_bytes(), RATE_TTL)
                 .await?;
         }
         notify(state, party_id, &Notice::Changed).await;

@@ -31,7 +31,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{parse_json, Path};
 use crate::state::AppState;
-use room::{gone_key, notify, rate_per_min, room_or_off, status_of, Notice};
+use room::{notify, rate_per_min, room_or_off, status_of, Notice};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -96,11 +96,8 @@ async fn enter_queue(
     let now = state.now();
     let entered = state.live.queue.enter(id, user.id, now).await?;
     let code = match entered {
-        Entered::Waiting { .. } => {
-            // No notice: joining the back of the line moves nobody's place.
-            state.live.cache.delete(&gone_key(id, user.id)).await?;
-            StatusCode::CREATED
-        }
+        // No notice: joining the back of the line moves nobody's place.
+        Entered::Waiting { .. } => StatusCode::CREATED,
         Entered::AlreadyWaiting { .. } | Entered::Admitted { .. } => StatusCode::OK,
     };
     let rate = rate_per_min(&state, &room).await;

@@ -47,11 +47,6 @@ pub fn rate_key(party_id: i64) -> String {
     format!("queue:rate:{party_id}")
 }
 
-/// Cache key marking that a user's turn passed unused (pass expired, or dropped as abandoned).
-pub fn gone_key(party_id: i64, user_id: i64) -> String {
-    format!("queue:gone:{party_id}:{user_id}")
-}
-
 /// How long a position read may use a room row and rate read before. A room's switch and rate
 /// change rarely, while every waiting client asks for its position every few seconds: reading the
 /// row once a second per instance instead of once per request is what lets an instance answer
@@ -225,9 +220,7 @@ pub async fn status_of(
                 ..QueueStatus::bare(party_id, "admitted")
             }))
         }
-        // The admitter has not removed the lapsed pass yet; once it has, the "gone" marker says
-        // the same.
-        QueueSpot::Lapsed { .. } => Ok(Some(QueueStatus::expired(party_id))),
+        QueueSpot::Gone { .. } => Ok(Some(QueueStatus::expired(party_id))),
         QueueSpot::Absent => {
             // The room may have closed since `room` was read (closing marks the row, then empties
             // the queue): read it again rather than answer "not in the queue".
@@ -236,13 +229,7 @@ pub async fn status_of(
                     return Ok(Some(QueueStatus::closed(party_id, now_room.close_reason)));
                 }
             }
-            let gone = state
-                .live
-                .cache
-                .get(&gone_key(party_id, user_id))
-                .await?
-                .is_some();
-            Ok(gone.then(|| QueueStatus::expired(party_id)))
+            Ok(None)
         }
     }
 }

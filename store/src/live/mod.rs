@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 pub use fanout::Fanout;
-pub use queue::{AdmitOutcome, Entered, QueueSpot, RoomCounts, WaitingRoom};
+pub use queue::{AdmitOutcome, Entered, QueueSpot, RoomCounts, WaitingRoom, GONE_TTL_MS};
 
 /// A failure of a live-state backend.
 #[derive(Debug, thiserror::Error)]

@@ -48,13 +48,18 @@ pub enum QueueSpot {
     Admitted {
         expires_at: i64,
     },
-    /// The user's admission ran out and has not been removed by [`WaitingRoom::expire`] yet: the
-    /// turn passed unused. Reported as such so a reader never sees the user simply vanish.
-    Lapsed {
-        expired_at: i64,
+    /// The user's turn passed at `since`: their admission ran out unused, or the admitter dropped
+    /// them as abandoned. Remembered in the room itself, written in the same atomic step that
+    /// removes the user, for [`GONE_TTL_MS`] or until they enter again or leave, so a reader never
+    /// sees them simply vanish.
+    Gone {
+        since: i64,
     },
     Absent,
 }
+
+/// How long a room remembers that a user's turn passed ([`QueueSpot::Gone`]).
+pub const GONE_TTL_MS: i64 = 3_600_000;
 
 /// What one [`WaitingRoom::admit`] call did; both lists are in entry order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -74,18 +79,22 @@ pub struct RoomCounts {
 #[async_trait]
 pub trait WaitingRoom: Send + Sync {
     /// Enter `party`'s queue at the back. Idempotent: entering again keeps the first position (AlreadyWaiting);
-    /// a user holding an unexpired admission gets Admitted. Entering also marks the user seen at `now`.
+    /// a user holding an unexpired admission gets Admitted. Entering also marks the user seen at `now`
+    /// and forgets that their turn passed.
     async fn enter(&self, party: i64, user: i64, now: i64) -> Result<Entered, LiveError>;
-    /// Where the user stands. An expired admission reads as Lapsed until [`WaitingRoom::expire`]
-    /// removes it. Does not change anything.
+    /// Where the user stands. An expired admission, and a user removed by [`WaitingRoom::expire`]
+    /// or dropped by [`WaitingRoom::admit`] within [`GONE_TTL_MS`], read as Gone. Does not change
+    /// anything.
     async fn spot(&self, party: i64, user: i64, now: i64) -> Result<QueueSpot, LiveError>;
     /// Marks a waiting user as followed (an SSE heartbeat or a poll) at `now`. No-op when not waiting.
     async fn touch(&self, party: i64, user: i64, now: i64) -> Result<(), LiveError>;
-    /// Leaves the queue (waiting or admitted). Returns whether the user was there.
+    /// Leaves the queue (waiting or admitted), and forgets that their turn passed. Returns whether the
+    /// user was waiting or admitted.
     async fn leave(&self, party: i64, user: i64) -> Result<bool, LiveError>;
     /// Admits up to `n` users from the front, in entry order, each admission valid until `now + ttl_ms`.
     /// Waiting users last seen before `stale_before` are removed instead (in `dropped`) and do not count
-    /// towards `n`. Atomic: two admitters racing never admit the same user or more than n in total per call.
+    /// towards `n`; they read as Gone from then on. Atomic: two admitters racing never admit the same
+    /// user or more than n in total per call.
     async fn admit(
         &self,
         party: i64,
@@ -96,13 +105,15 @@ pub trait WaitingRoom: Send + Sync {
     ) -> Result<AdmitOutcome, LiveError>;
     /// Consumes the user's admission if it is unexpired at `now` (returns true once; false afterwards or if expired/absent).
     async fn consume(&self, party: i64, user: i64, now: i64) -> Result<bool, LiveError>;
-    /// Removes admissions that expired at or before `now`; returns those users.
+    /// Removes admissions that expired at or before `now` (those users read as Gone from then on) and
+    /// forgets turns that passed more than [`GONE_TTL_MS`] ago; returns the users removed.
     async fn expire(&self, party: i64, now: i64) -> Result<Vec<i64>, LiveError>;
     /// Waiting users and unexpired admissions (in flight) at `now`.
     async fn counts(&self, party: i64, now: i64) -> Result<RoomCounts, LiveError>;
     /// The first `limit` waiting users in order (for pushing positions to followers).
     async fn waiting(&self, party: i64, limit: u64) -> Result<Vec<i64>, LiveError>;
-    /// Empties the room: removes everyone waiting and every admission; returns the users that were waiting.
+    /// Empties the room: removes everyone waiting, every admission and every passed turn; returns the
+    /// users that were waiting.
     async fn close(&self, party: i64) -> Result<Vec<i64>, LiveError>;
     /// A named lease (the single admitter across instances): granted when free, expired, or already held
     /// by `holder` (then renewed until now+ttl_ms). Returns whether `holder` holds it now.

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{AdmitOutcome, Entered, QueueSpot, RoomCounts, WaitingRoom};
+use super::{AdmitOutcome, Entered, QueueSpot, RoomCounts, WaitingRoom, GONE_TTL_MS};
 use crate::live::LiveError;
 
 /// Slots a line may hold beyond twice its waiting users before it is compacted.
@@ -35,6 +35,8 @@ struct Room {
     waiting: HashMap<i64, Waiter>,
     /// Admitted users and when their admission expires.
     admitted: HashMap<i64, i64>,
+    /// Users whose turn passed (admission lapsed, or dropped as abandoned), and when.
+    gone: HashMap<i64, i64>,
 }
 
 impl Room {
@@ -107,7 +109,13 @@ impl Room {
     }
 
     fn is_empty(&self) -> bool {
-        self.waiting.is_empty() && self.admitted.is_empty()
+        self.waiting.is_empty() && self.admitted.is_empty() && self.gone.is_empty()
+    }
+
+    /// Forgets turns that passed more than [`GONE_TTL_MS`] before `now`.
+    fn forget_old(&mut self, now: i64) {
+        let horizon = now.saturating_sub(GONE_TTL_MS);
+        self.gone.retain(|_, &mut at| at > horizon);
     }
 }
 
@@ -148,6 +156,7 @@ impl MemoryWaitingRoom {
 impl WaitingRoom for MemoryWaitingRoom {
     async fn enter(&self, party: i64, user: i64, now: i64) -> Result<Entered, LiveError> {
         Ok(self.with_room(party, |room| {
+            room.gone.remove(&user);
             match room.admitted.get(&user) {
                 Some(&expires_at) if expires_at > now => return Entered::Admitted { expires_at },
                 // An expired admission is gone: the user queues again at the back.
@@ -183,8 +192,13 @@ impl WaitingRoom for MemoryWaitingRoom {
             }
             match room.admitted.get(&user) {
                 Some(&expires_at) if expires_at > now => QueueSpot::Admitted { expires_at },
-                Some(&expired_at) => QueueSpot::Lapsed { expired_at },
-                None => QueueSpot::Absent,
+                Some(&since) => QueueSpot::Gone { since },
+                None => match room.gone.get(&user) {
+                    Some(&since) if since > now.saturating_sub(GONE_TTL_MS) => {
+                        QueueSpot::Gone { since }
+                    }
+                    _ => QueueSpot::Absent,
+                },
             }
         }))
     }
@@ -204,6 +218,7 @@ impl WaitingRoom for MemoryWaitingRoom {
         Ok(self.with_room(party, |room| {
             let waited = room.unqueue(user);
             let admitted = room.admitted.remove(&user).is_some();
+            room.gone.remove(&user);
             waited || admitted
         }))
     }
@@ -226,11 +241,15 @@ impl WaitingRoom for MemoryWaitingRoom {
                 let seen = room.waiting.get(&user).map_or(i64::MIN, |w| w.seen);
                 room.unqueue(user);
                 if seen < stale_before {
+                    room.gone.insert(user, now);
                     out.dropped.push(user);
                 } else {
                     room.admitted.insert(user, expires_at);
                     out.admitted.push(user);
                 }
+            }
+            if !out.dropped.is_empty() {
+                room.forget_old(now);
             }
             out
         }))
@@ -259,6 +278,10 @@ impl WaitingRoom for MemoryWaitingRoom {
             gone.sort_unstable();
             for (_, user) in &gone {
                 room.admitted.remove(user);
+                room.gone.insert(*user, now);
+            }
+            if !gone.is_empty() {
+                room.forget_old(now);
             }
             gone.into_iter().map(|(_, user)| user).collect()
         }))

@@ -1,13 +1,16 @@
 //! Waiting rooms on Redis, shared by every instance of a scale-out deployment.
 //!
-//! Per party, four keys (`{prefix}:queue:{party}:…`, the braces a hash tag so a cluster would keep
+//! Per party, five keys (`{prefix}:queue:{party}:…`, the braces a hash tag so a cluster would keep
 //! them in one slot, as a script touching several keys needs):
 //! - `line`: sorted set of waiting users scored by a per-party sequence number (`seq`, INCR), so
 //!   entry order is exact; wall-clock scores would tie;
 //! - `seen`: hash of waiting user → last seen (ms);
 //! - `admitted`: sorted set of admitted users scored by expiry (ms);
 //! - `seq`: the sequence counter, deleted with `seen` whenever the line empties (Redis deletes empty
-//!   sorted sets by itself), so an idle room leaves no keys behind.
+//!   sorted sets by itself), so an idle room leaves no keys behind;
+//! - `gone`: sorted set of users whose turn passed (admission lapsed, or dropped as abandoned),
+//!   scored by when; entries older than [`GONE_TTL_MS`] are trimmed whenever it is written, and the
+//!   key expires that long after its last write.
 //!
 //! Every operation that changes more than one key, or reads and then writes, is one Lua script and
 //! therefore atomic. Expiry is judged from the caller's `now`, never from Redis time or key TTLs, so
@@ -19,7 +22,7 @@
 use async_trait::async_trait;
 use redis::Script;
 
-use super::{AdmitOutcome, Entered, QueueSpot, RoomCounts, WaitingRoom};
+use super::{AdmitOutcome, Entered, QueueSpot, RoomCounts, WaitingRoom, GONE_TTL_MS};
 use crate::live::redis::RedisLive;
 use crate::live::LiveError;
 
@@ -35,9 +38,10 @@ if redis.call('ZCARD', KEYS[1]) == 0 then
 end
 ";
 
-/// KEYS: line, seen, admitted, seq. ARGV: user, now.
+/// KEYS: line, seen, admitted, seq, gone. ARGV: user, now.
 /// Returns {0, ahead} newly waiting, {1, ahead} already waiting, {2, expires_at} admitted.
 const ENTER: &str = r"
+redis.call('ZREM', KEYS[5], ARGV[1])
 local expires = redis.call('ZSCORE', KEYS[3], ARGV[1])
 if expires then
   if tonumber(expires) > tonumber(ARGV[2]) then
@@ -58,9 +62,10 @@ redis.call('ZADD', KEYS[1], 'NX', seq, ARGV[1])
 return {0, redis.call('ZRANK', KEYS[1], ARGV[1])}
 ";
 
-/// KEYS: line, admitted. ARGV: user, now.
-/// Returns {0, ahead} waiting, {1, expires_at} admitted, {2, 0} absent. One script so the two
-/// reads see the same moment (a user admitted in between would otherwise read as absent).
+/// KEYS: line, admitted, gone. ARGV: user, now, gone ttl.
+/// Returns {0, ahead} waiting, {1, expires_at} admitted, {2, 0} absent, {3, since} gone. One
+/// script so the reads see the same moment (a user admitted in between would otherwise read as
+/// absent).
 const SPOT: &str = r"
 local rank = redis.call('ZRANK', KEYS[1], ARGV[1])
 if rank then
@@ -72,6 +77,10 @@ if expires then
     return {1, tonumber(expires)}
   end
   return {3, tonumber(expires)}
+end
+local since = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if since and tonumber(since) > tonumber(ARGV[2]) - tonumber(ARGV[3]) then
+  return {3, tonumber(since)}
 end
 return {2, 0}
 ";
@@ -86,14 +95,15 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
 end
 ";
 
-/// KEYS: line, seen, admitted, seq. ARGV: user. Returns 1 if the user was there.
+/// KEYS: line, seen, admitted, seq, gone. ARGV: user. Returns 1 if the user was there.
 const LEAVE: &str = r"
+redis.call('ZREM', KEYS[5], ARGV[1])
 local waited = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 local admitted = redis.call('ZREM', KEYS[3], ARGV[1])
 ";
 
-/// KEYS: line, seen, admitted, seq. ARGV: n, expires_at, stale_before.
+/// KEYS: line, seen, admitted, seq, gone. ARGV: n, expires_at, stale_before, now, gone ttl.
 /// Takes the front in batches no larger than the admissions still owed, so it never admits more
 /// than n; every user looked at leaves the line, admitted or dropped. Returns {admitted, dropped}.
 const ADMIT: &str = r"
@@ -110,6 +120,7 @@ while #admitted < n do
     redis.call('ZREM', KEYS[1], user)
     redis.call('HDEL', KEYS[2], user)
     if not seen or seen < stale_before then
+      redis.call('ZADD', KEYS[5], ARGV[4], user)
       dropped[#dropped + 1] = user
     else
       redis.call('ZADD', KEYS[3], ARGV[2], user)
@@ -129,18 +140,31 @@ end
 return 0
 ";
 
-/// KEYS: admitted. ARGV: now. Returns {user, expires_at, …} of the removed admissions.
+/// KEYS: admitted, gone. ARGV: now, gone ttl. Returns {user, expires_at, …} of the removed
+/// admissions, which move to `gone`.
 const EXPIRE: &str = r"
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES')
+local out = {}
 if #gone > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-end
-local out = {}
-for i = 1, #gone, 2 do
-  out[#out + 1] = tonumber(gone[i])
-  out[#out + 1] = tonumber(gone[i + 1])
+  for i = 1, #gone, 2 do
+    redis.call('ZADD', KEYS[2], ARGV[1], gone[i])
+    out[#out + 1] = tonumber(gone[i])
+    out[#out + 1] = tonumber(gone[i + 1])
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 return out
+";
+
+/// Trims and refreshes `gone` after the admit script dropped users. KEYS[5]: gone. ARGV[4], [5]:
+/// now, gone ttl.
+const TRIM_GONE: &str = r"
+if #dropped > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', tonumber(ARGV[4]) - tonumber(ARGV[5]))
+  redis.call('PEXPIRE', KEYS[5], ARGV[5])
+end
 ";
 
 /// KEYS: line, admitted. ARGV: now. Returns {waiting, in_flight}.
@@ -148,10 +172,10 @@ const COUNTS: &str = r"
 return {redis.call('ZCARD', KEYS[1]), redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf')}
 ";
 
-/// KEYS: line, seen, admitted, seq. Returns the users that were waiting, in order.
+/// KEYS: line, seen, admitted, seq, gone. Returns the users that were waiting, in order.
 const CLOSE: &str = r"
 local users = redis.call('ZRANGE', KEYS[1], 0, -1)
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return users
 ";
 
@@ -196,6 +220,7 @@ struct RoomKeys {
     seen: String,
     admitted: String,
     seq: String,
+    gone: String,
 }
 
 impl RedisWaitingRoom {
@@ -206,7 +231,9 @@ impl RedisWaitingRoom {
             spot: Script::new(SPOT),
             touch: Script::new(TOUCH),
             leave: Script::new(&format!("{LEAVE}{CLEANUP}return waited + admitted")),
-            admit: Script::new(&format!("{ADMIT}{CLEANUP}return {{admitted, dropped}}")),
+            admit: Script::new(&format!(
+                "{ADMIT}{TRIM_GONE}{CLEANUP}return {{admitted, dropped}}"
+            )),
             consume: Script::new(CONSUME),
             expire: Script::new(EXPIRE),
             counts: Script::new(COUNTS),
@@ -223,14 +250,19 @@ impl RedisWaitingRoom {
             seen: key("seen"),
             admitted: key("admitted"),
             seq: key("seq"),
+            gone: key("gone"),
         }
     }
 
-    /// Prepares `script` with the four room keys in the order the scripts expect.
+    /// Prepares `script` with the five room keys in the order the scripts expect.
     fn room_invocation<'a>(&self, script: &'a Script, party: i64) -> redis::ScriptInvocation<'a> {
         let k = self.keys(party);
         let mut inv = script.prepare_invoke();
-        inv.key(k.line).key(k.seen).key(k.admitted).key(k.seq);
+        inv.key(k.line)
+            .key(k.seen)
+            .key(k.admitted)
+            .key(k.seq)
+            .key(k.gone);
         inv
     }
 }
@@ -280,8 +312,10 @@ impl WaitingRoom for RedisWaitingRoom {
             .spot
             .key(k.line)
             .key(k.admitted)
+            .key(k.gone)
             .arg(user)
             .arg(now)
+            .arg(GONE_TTL_MS)
             .invoke_async(&mut con)
             .await?;
         match pair(reply)? {
@@ -290,7 +324,7 @@ impl WaitingRoom for RedisWaitingRoom {
             }),
             (1, expires_at) => Ok(QueueSpot::Admitted { expires_at }),
             (2, _) => Ok(QueueSpot::Absent),
-            (3, expired_at) => Ok(QueueSpot::Lapsed { expired_at }),
+            (3, since) => Ok(QueueSpot::Gone { since }),
             _ => Err(unexpected("a known spot")),
         }
     }
@@ -336,6 +370,8 @@ impl WaitingRoom for RedisWaitingRoom {
             .arg(n)
             .arg(now.saturating_add(ttl_ms))
             .arg(stale_before)
+            .arg(now)
+            .arg(GONE_TTL_MS)
             .invoke_async(&mut con)
             .await?;
         Ok(AdmitOutcome { admitted, dropped })
@@ -355,10 +391,13 @@ impl WaitingRoom for RedisWaitingRoom {
 
     async fn expire(&self, party: i64, now: i64) -> Result<Vec<i64>, LiveError> {
         let mut con = self.live.manager();
+        let k = self.keys(party);
         let flat: Vec<i64> = self
             .expire
-            .key(self.keys(party).admitted)
+            .key(k.admitted)
+            .key(k.gone)
             .arg(now)
+            .arg(GONE_TTL_MS)
             .invoke_async(&mut con)
             .await?;
         // Sorted by expiry then user id, as the in-process room does (Redis breaks score ties by
