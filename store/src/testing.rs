@@ -84,3 +84,33 @@ pub async fn fresh_pg_url(base: &str) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
+
+/// A migrated SQLite database in the file `t.db` of `dir`.
+///
+/// # Panics
+/// When the file cannot be opened or migrated.
+pub async fn sqlite_db(dir: &std::path::Path) -> Db {
+    let db = Db::connect(&Db::sqlite_url(&dir.join("t.db")), 4)
+        .await
+        .expect("open the SQLite test database");
+    db.migrate()
+        .await
+        .expect("migrate the SQLite test database");
+    db
+}
+
+/// A migrated PostgreSQL database in a fresh schema, or `None` when the scale-out tests skip (see
+/// [`scaled_urls`]).
+///
+/// # Panics
+/// When PostgreSQL is configured but cannot be reached or migrated.
+pub async fn postgres_db() -> Option<Db> {
+    let (url, _) = scaled_urls()?;
+    let db = Db::connect(&fresh_pg_url(&url).await, 4)
+        .await
+        .expect("connect to the PostgreSQL test database");
+    db.migrate()
+        .await
+        .expect("migrate the PostgreSQL test database");
+    Some(db)
+}

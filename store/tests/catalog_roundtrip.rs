@@ -13,20 +13,11 @@ use store::Db;
 const ROWS: usize = 1500;
 
 async fn sqlite(dir: &tempfile::TempDir) -> Db {
-    let db = Db::connect(&Db::sqlite_url(&dir.path().join("t.db")), 4)
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
-    db
+    store::testing::sqlite_db(dir.path()).await
 }
 
 async fn postgres() -> Option<Db> {
-    let (url, _) = store::testing::scaled_urls()?;
-    let db = Db::connect(&store::testing::fresh_pg_url(&url).await, 4)
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
-    Some(db)
+    store::testing::postgres_db().await
 }
 
 /// Text as validation lets it through: any non-control characters, with JSON's and SQL's special

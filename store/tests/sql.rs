@@ -7,20 +7,11 @@ use store::live::{BusMessage, Live};
 use store::{outbox, Db};
 
 async fn sqlite(dir: &tempfile::TempDir) -> Db {
-    let db = Db::connect(&Db::sqlite_url(&dir.path().join("t.db")), 4)
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
-    db
+    store::testing::sqlite_db(dir.path()).await
 }
 
 async fn postgres() -> Option<Db> {
-    let (url, _) = store::testing::scaled_urls()?;
-    let db = Db::connect(&store::testing::fresh_pg_url(&url).await, 4)
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
-    Some(db)
+    store::testing::postgres_db().await
 }
 
 async fn columns(db: &Db) -> Vec<(String, String)> {
