@@ -109,20 +109,24 @@ async fn a_run_exits_0_and_a_second_run_reports_every_row_unchanged() {
     }
 }
 
+/// One fresh run of the mock's items per target; asserts the exit code and returns the output.
+async fn exits_with(code: i32, url: &str, extra: &[&str]) -> Vec<String> {
+    let mut outputs = Vec::new();
+    for target in targets().await {
+        let dir = tempfile::tempdir().unwrap();
+        let run = gonggu(dir.path(), &target, &items_args(url, extra)).await;
+        let out = text(&run);
+        assert_eq!(run.status.code(), Some(code), "{out}");
+        outputs.push(out);
+    }
+    outputs
+}
+
 #[tokio::test]
 async fn a_bad_key_exits_1_naming_page_and_code_and_never_prints_the_key() {
     let server = mock(&[], Some("a1B2+c3/d4==")).await;
-    let url = server.items_url();
-    for target in targets().await {
-        let dir = tempfile::tempdir().unwrap();
-        let run = gonggu(
-            dir.path(),
-            &target,
-            &items_args(&url, &["--service-key", "WRONG-key-7f3a9"]),
-        )
-        .await;
-        let out = text(&run);
-        assert_eq!(run.status.code(), Some(1), "{out}");
+    let extra = ["--service-key", "WRONG-key-7f3a9"];
+    for out in exits_with(1, &server.items_url(), &extra).await {
         assert!(out.contains("page 1") && out.contains("30"), "{out}");
         assert!(!out.contains("WRONG-key-7f3a9"), "the key leaked: {out}");
     }
@@ -131,17 +135,7 @@ async fn a_bad_key_exits_1_naming_page_and_code_and_never_prints_the_key() {
 #[tokio::test]
 async fn a_page_that_keeps_failing_exits_3() {
     let server = mock(&["503@2"], None).await;
-    let url = server.items_url();
-    for target in targets().await {
-        let dir = tempfile::tempdir().unwrap();
-        let run = gonggu(
-            dir.path(),
-            &target,
-            &items_args(&url, &["--max-retries", "1"]),
-        )
-        .await;
-        let out = text(&run);
-        assert_eq!(run.status.code(), Some(3), "{out}");
+    for out in exits_with(3, &server.items_url(), &["--max-retries", "1"]).await {
         assert!(out.contains("partial"), "{out}");
     }
 }
