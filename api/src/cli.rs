@@ -61,10 +61,15 @@ pub fn main() -> ExitCode {
     if let Some(path) = config_file {
         tracing::info!(path = %path.display(), "read configuration file");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if matches!(cli.command, Command::Ingest(_)) {
+        // Pages are parsed on the blocking pool. More parsing threads than cores gain nothing,
+        // and each one makes glibc keep another malloc arena: capped, a run's memory stays flat.
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        builder.max_blocking_threads(cores);
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
