@@ -485,8 +485,8 @@ async fn stamp_seen(
 
 /// Inserts or updates one row of `source` by its natural key inside `tx`; returns its id. For the
 /// fixtures, the demo and tests; ingest writes whole chunks with [`apply_chunk`]. Leaves the row's
-/// `seen_run` stamp alone. Market changes announced by events come from ingest only: callers that
-/// seed markets reload the nearby index themselves.
+/// `seen_run` stamp alone, and writes no outbox event: the fixtures are loaded before the nearby
+/// index first reads the markets.
 pub async fn upsert_row<R: CatalogRow>(
     tx: &mut Tx,
     source: &str,
