@@ -485,8 +485,8 @@ async fn stamp_seen(
 
 /// Inserts or updates one row of `source` by its natural key inside `tx`; returns its id. For the
 /// fixtures, the demo and tests; ingest writes whole chunks with [`apply_chunk`]. Leaves the row's
-/// `seen_run` stamp alone, and writes no outbox event: the fixtures are loaded before the nearby
-/// index first reads the markets.
+/// `seen_run` stamp alone, and writes no outbox event: a running server's nearby index sees these
+/// rows when it next reloads its markets (at start, after missed events, or on any market event).
 pub async fn upsert_row<R: CatalogRow>(
     tx: &mut Tx,
     source: &str,
