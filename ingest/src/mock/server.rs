@@ -39,7 +39,27 @@ struct Shared {
     data: MockData,
     cfg: MockConfig,
     requests: AtomicU64,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
     attempts: Mutex<HashMap<(String, u32), u32>>,
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl MockServer {
@@ -54,6 +74,8 @@ impl MockServer {
             data,
             cfg,
             requests: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
             attempts: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
@@ -109,6 +131,11 @@ impl MockServer {
     /// Requests served so far.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// The most requests that were being answered at the same moment.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.shared.peak_in_flight.load(Ordering::SeqCst)
     }
 
     /// Stops accepting connections and waits for the server task.
@@ -249,6 +276,7 @@ async fn paged(
         .iter()
         .any(|name| param(&pairs, name).is_some_and(|v| v.eq_ignore_ascii_case("json")));
     let fault = shared.begin(path, page_no);
+    let _in_flight = InFlight::new(shared);
     tokio::time::sleep(shared.cfg.latency).await;
     if !key_ok(&shared.cfg.service_key, &pairs) {
         return xml(StatusCode::OK, render::gateway_error("30"));
