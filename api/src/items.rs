@@ -6,7 +6,6 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use store::items::{self, Item, ItemFilter};
-use store::live::Cache;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -68,11 +67,6 @@ pub struct ItemQuery {
     cursor: Option<String>,
     /// 1 to 100, default 20.
     limit: Option<i64>,
-}
-
-/// Marks every cached item search stale. Call after items change.
-pub async fn invalidate_search_cache(cache: &dyn Cache) -> Result<(), store::live::LiveError> {
-    store::catalog::invalidate_item_search(cache).await
 }
 
 /// List or search items.

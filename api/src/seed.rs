@@ -100,7 +100,7 @@ pub async fn run(db: &Db, live: &Live, clock: &Clock, demo: bool) -> Result<Stri
         item_ids.push(catalog::upsert_row(&mut tx, SOURCE, &row, now).await?);
     }
     tx.commit().await?;
-    crate::items::invalidate_search_cache(live.cache.as_ref()).await?;
+    catalog::invalidate_item_search(live.cache.as_ref()).await?;
     let mut summary = format!("{} markets and {} items loaded", markets.len(), items.len());
     if demo {
         let created = demo_data(db, clock, &market_ids, &item_ids).await?;

@@ -391,7 +391,7 @@ async fn keyword_searches_are_cached_until_the_cache_is_invalidated(app: TestApp
         .iter()
         .any(|i| i["id"] == renamed));
 
-    api::items::invalidate_search_cache(app.state.live.cache.as_ref())
+    store::catalog::invalidate_item_search(app.state.live.cache.as_ref())
         .await
         .unwrap();
     let after = get_json(&app, &path).await;

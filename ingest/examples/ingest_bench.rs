@@ -111,12 +111,11 @@ fn print_run(label: &str, r: &RunReport, a: &Args) {
 /// in flight as a run uses (`--writers`; by default 1 on SQLite, 4 on PostgreSQL).
 async fn db_only(db: &Db, a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let clock = Clock::system();
-    let (default_chunk, default_writers) = match db.dialect() {
-        store::Dialect::Sqlite => (run::DEFAULT_SQLITE_CHUNK_SIZE, 1),
-        store::Dialect::Postgres => (run::DEFAULT_CHUNK_SIZE, 4),
-    };
-    let chunk = a.chunk.unwrap_or(default_chunk);
-    let writers = a.writers.unwrap_or(default_writers).max(1);
+    let chunk = a.chunk.unwrap_or(run::default_chunk_size(db.dialect()));
+    let writers = a
+        .writers
+        .unwrap_or(run::default_write_concurrency(db.dialect()))
+        .max(1);
     for (run, pass) in [(1, "insert"), (2, "unchanged"), (3, "update")] {
         let started = Instant::now();
         let mut counts = catalog::ChunkCounts::default();
@@ -126,19 +125,11 @@ async fn db_only(db: &Db, a: &Args) -> Result<(), Box<dyn std::error::Error>> {
             let end = (start + chunk).min(a.rows);
             let rows: Vec<ItemRow> = (start..end)
                 .filter_map(|i| ingest::record::item_from_goods(&synthetic_item(i)).ok())
-                .map(|r| ItemRow {
-                    source_id: r.source_id,
-                    name: if pass == "update" {
-                        format!("{} v2", r.name)
-                    } else {
-                        r.name
-                    },
-                    category_code: r.category_code,
-                    unit: r.unit,
-                    base_count: r.base_count,
-                    total_count: r.total_count,
-                    total_unit: r.total_unit,
-                    maker: r.maker,
+                .map(|mut r| {
+                    if pass == "update" {
+                        r.name.push_str(" v2");
+                    }
+                    r
                 })
                 .collect();
             while in_flight.len() >= writers {

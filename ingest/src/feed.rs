@@ -57,8 +57,6 @@ pub fn layout_slug(layout: CsvLayout) -> &'static str {
 /// Records received together: a page, a whole price list, or a file.
 #[derive(Debug)]
 pub struct Batch<T> {
-    /// The page number for paged sources.
-    pub page: Option<u32>,
     /// Pages the run will fetch, when known.
     pub total_pages: Option<u32>,
     pub records: Vec<T>,
@@ -166,7 +164,6 @@ pub async fn start<T: FeedRecord>(spec: &SourceSpec, buffer: usize) -> Feed<T> {
                     while let Some(page) = pages.next().await {
                         let event = match page {
                             Ok(page) => Event::Batch(Batch {
-                                page: Some(page.page_no),
                                 total_pages: Some(page.total_pages),
                                 records: page.records,
                                 rejected: page.rejected,
@@ -195,7 +192,6 @@ pub async fn start<T: FeedRecord>(spec: &SourceSpec, buffer: usize) -> Feed<T> {
                 let task = tokio::spawn(async move {
                     let event = match T::price(client).await {
                         Ok(list) => Event::Batch(Batch {
-                            page: None,
                             total_pages: Some(1),
                             records: list.records,
                             rejected: list.rejected,
@@ -220,7 +216,6 @@ pub async fn start<T: FeedRecord>(spec: &SourceSpec, buffer: usize) -> Feed<T> {
             let (event, layout) = match read {
                 Ok(Ok(batch)) => (
                     Event::Batch(Batch {
-                        page: None,
                         total_pages: Some(1),
                         records: batch.records,
                         rejected: batch.rejected,

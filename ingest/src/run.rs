@@ -79,6 +79,23 @@ pub const DEFAULT_CHUNK_SIZE: usize = 1000;
 /// (300,000 rows inserted: 61k rows/s at 1,000 per chunk, 117k at 4,000, 140-190k at 10,000; see
 /// BENCHMARKS.md). A chunk holds the write lock for about 50-130 ms.
 pub const DEFAULT_SQLITE_CHUNK_SIZE: usize = 10_000;
+/// Rows per chunk when [`RunOptions::chunk_size`] is not set.
+pub fn default_chunk_size(dialect: Dialect) -> usize {
+    match dialect {
+        Dialect::Sqlite => DEFAULT_SQLITE_CHUNK_SIZE,
+        Dialect::Postgres => DEFAULT_CHUNK_SIZE,
+    }
+}
+
+/// Chunk transactions in flight when [`RunOptions::write_concurrency`] is not set: SQLite has one
+/// writer anyway; PostgreSQL gains up to about four on two cores (see BENCHMARKS.md).
+pub fn default_write_concurrency(dialect: Dialect) -> usize {
+    match dialect {
+        Dialect::Sqlite => 1,
+        Dialect::Postgres => 4,
+    }
+}
+
 /// Rejections kept in the report (all are counted).
 const REJECTION_SAMPLE: usize = 20;
 
@@ -345,10 +362,9 @@ impl<'a, T: Ingestible> RunState<'a, T> {
         run_id: Option<i64>,
         started: Instant,
     ) -> Self {
-        let write_concurrency = opts.write_concurrency.unwrap_or(match ctx.db.dialect() {
-            Dialect::Sqlite => 1,
-            Dialect::Postgres => 4,
-        });
+        let write_concurrency = opts
+            .write_concurrency
+            .unwrap_or(default_write_concurrency(ctx.db.dialect()));
         Self {
             ctx,
             source,
@@ -375,13 +391,9 @@ impl<'a, T: Ingestible> RunState<'a, T> {
     }
 
     fn chunk_size(&self) -> usize {
-        let default = match self.ctx.db.dialect() {
-            Dialect::Sqlite => DEFAULT_SQLITE_CHUNK_SIZE,
-            Dialect::Postgres => DEFAULT_CHUNK_SIZE,
-        };
         self.opts
             .chunk_size
-            .unwrap_or(default)
+            .unwrap_or(default_chunk_size(self.ctx.db.dialect()))
             .clamp(1, catalog::MAX_CHUNK)
     }
 
@@ -407,6 +419,7 @@ impl<'a, T: Ingestible> RunState<'a, T> {
             }
         }
         self.totals.duplicates += self.dedup.retain(&mut records) as u64;
+        let size = self.chunk_size();
         for record in records {
             if record.lacks_coordinates() {
                 self.totals.no_coordinates += 1;
@@ -416,12 +429,12 @@ impl<'a, T: Ingestible> RunState<'a, T> {
                 }
             }
             self.buffer.push(record);
-        }
-        let size = self.chunk_size();
-        while self.buffer.len() >= size {
-            let rest = self.buffer.split_off(size);
-            let chunk = std::mem::replace(&mut self.buffer, rest);
-            self.write(chunk).await?;
+            // Written as soon as it is full: a whole-list source (CSV, price API) arrives as one
+            // batch, and splitting that afterwards would copy the rest at every chunk.
+            if self.buffer.len() >= size {
+                let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(size));
+                self.write(chunk).await?;
+            }
         }
         Ok(())
     }
@@ -462,10 +475,7 @@ impl<'a, T: Ingestible> RunState<'a, T> {
                 chunk,
             }) => {
                 self.write_time += took;
-                self.totals.inserted += counts.inserted;
-                self.totals.updated += counts.updated;
-                self.totals.unchanged += counts.unchanged;
-                self.totals.duplicates += counts.duplicates;
+                self.totals += counts;
                 self.dedup.release(chunk.iter().map(|r| r.source_id()));
                 Ok(())
             }

@@ -62,6 +62,15 @@ pub struct RunTotals {
     pub no_coordinates: u64,
 }
 
+impl std::ops::AddAssign<crate::catalog::ChunkCounts> for RunTotals {
+    fn add_assign(&mut self, chunk: crate::catalog::ChunkCounts) {
+        self.inserted += chunk.inserted;
+        self.updated += chunk.updated;
+        self.unchanged += chunk.unchanged;
+        self.duplicates += chunk.duplicates;
+    }
+}
+
 /// Opens a run as `running`; returns its id.
 pub async fn start_run(db: &Db, source: &str, kind: &str, now: i64) -> Result<i64> {
     let mut tx = db.begin().await?;

@@ -18,7 +18,7 @@ use store::Db;
 use tokio::sync::watch;
 
 /// Topic of market changes (written by ingest); any event there reloads the market index.
-pub const MARKETS_TOPIC: &str = "markets";
+pub use store::catalog::MARKETS_TOPIC;
 
 /// A party held by the index, with its item's category for filtering and its API form already
 /// serialised: a party changes only with an event, while a nearby answer shows twenty of them, so
