@@ -116,6 +116,9 @@ pub struct App {
     pub rooms: crate::queue::RoomCache,
     /// Names this process, e.g. as the holder of the admitter lease.
     pub instance_id: String,
+    /// Admitter ticks finished by this process (whether or not it held the lease): lets a caller
+    /// wait until the admitter has looked at the rooms again, instead of sleeping.
+    pub admitter_ticks: std::sync::atomic::AtomicU64,
     pub settings: Settings,
 }
 
@@ -135,6 +138,7 @@ impl AppState {
             passes: crate::queue::pass::PassKeys::new(jwt_secret),
             rooms: crate::queue::RoomCache::default(),
             instance_id: uuid::Uuid::new_v4().to_string(),
+            admitter_ticks: std::sync::atomic::AtomicU64::new(0),
             settings,
         }))
     }

@@ -9,6 +9,7 @@
 //! admit anyone twice or out of order.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use store::live::queue::AdmitOutcome;
@@ -42,29 +43,31 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                 }
             }
         }
-        let now = state.now();
-        let queue = &state.live.queue;
-        match queue
-            .lease(LEASE, &state.instance_id, now, LEASE_TTL_MS)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                // Another instance admits; forget our pacing so a takeover starts fresh.
-                paces.clear();
-                continue;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "admitter lease unavailable");
-                continue;
-            }
-        }
-        if let Err(err) = round(&state, &mut paces, now).await {
-            tracing::warn!(error = %err, "admitter round failed");
-        }
+        tick_once(&state, &mut paces).await;
+        state.admitter_ticks.fetch_add(1, Ordering::SeqCst);
     }
     if let Err(err) = state.live.queue.release(LEASE, &state.instance_id).await {
         tracing::warn!(error = %err, "admitter lease not released");
+    }
+}
+
+/// Takes or renews the lease and, when held, goes over the rooms.
+async fn tick_once(state: &AppState, paces: &mut HashMap<i64, Pace>) {
+    let now = state.now();
+    match state
+        .live
+        .queue
+        .lease(LEASE, &state.instance_id, now, LEASE_TTL_MS)
+        .await
+    {
+        Ok(true) => {
+            if let Err(err) = round(state, paces, now).await {
+                tracing::warn!(error = %err, "admitter round failed");
+            }
+        }
+        // Another instance admits; forget our pacing so a takeover starts fresh.
+        Ok(false) => paces.clear(),
+        Err(err) => tracing::warn!(error = %err, "admitter lease unavailable"),
     }
 }
 
