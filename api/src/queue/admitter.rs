@@ -198,7 +198,7 @@ async fn close(state: &AppState, room: &Room, why: &str, now: i64) -> Result<(),
         tracing::info!(
             party.id = room.party_id,
             reason = why,
-            waiting = waiting.len(),
+            waiting,
             "waiting room closed"
         );
         let notice = Notice::Closed {

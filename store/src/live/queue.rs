@@ -110,11 +110,9 @@ pub trait WaitingRoom: Send + Sync {
     async fn expire(&self, party: i64, now: i64) -> Result<Vec<i64>, LiveError>;
     /// Waiting users and unexpired admissions (in flight) at `now`.
     async fn counts(&self, party: i64, now: i64) -> Result<RoomCounts, LiveError>;
-    /// The first `limit` waiting users in order (for pushing positions to followers).
-    async fn waiting(&self, party: i64, limit: u64) -> Result<Vec<i64>, LiveError>;
-    /// Empties the room: removes everyone waiting, every admission and every passed turn; returns the
-    /// users that were waiting.
-    async fn close(&self, party: i64) -> Result<Vec<i64>, LiveError>;
+    /// Empties the room: removes everyone waiting, every admission and every passed turn; returns how
+    /// many were waiting.
+    async fn close(&self, party: i64) -> Result<u64, LiveError>;
     /// A named lease (the single admitter across instances): granted when free, expired, or already held
     /// by `holder` (then renewed until now+ttl_ms). Returns whether `holder` holds it now.
     async fn lease(

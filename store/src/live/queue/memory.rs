@@ -296,18 +296,11 @@ impl WaitingRoom for MemoryWaitingRoom {
         }))
     }
 
-    async fn waiting(&self, party: i64, limit: u64) -> Result<Vec<i64>, LiveError> {
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        Ok(self.read_room(party, |room| {
-            room.map_or_else(Vec::new, |room| room.in_line().take(limit).collect())
-        }))
-    }
-
-    async fn close(&self, party: i64) -> Result<Vec<i64>, LiveError> {
+    async fn close(&self, party: i64) -> Result<u64, LiveError> {
         let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
         Ok(rooms
             .remove(&party)
-            .map_or_else(Vec::new, |room| room.in_line().collect()))
+            .map_or(0, |room| room.waiting.len() as u64))
     }
 
     async fn lease(
@@ -399,7 +392,7 @@ mod tests {
                         "step {step}"
                     );
                 }
-                assert_eq!(room.waiting(1, u64::MAX).await.unwrap(), model);
+                assert_eq!(room.counts(1, 0).await.unwrap().waiting, model.len() as u64);
             }
         }
     }

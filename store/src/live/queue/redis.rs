@@ -172,11 +172,11 @@ const COUNTS: &str = r"
 return {redis.call('ZCARD', KEYS[1]), redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf')}
 ";
 
-/// KEYS: line, seen, admitted, seq, gone. Returns the users that were waiting, in order.
+/// KEYS: line, seen, admitted, seq, gone. Returns how many were waiting.
 const CLOSE: &str = r"
-local users = redis.call('ZRANGE', KEYS[1], 0, -1)
+local waiting = redis.call('ZCARD', KEYS[1])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-return users
+return waiting
 ";
 
 /// KEYS: lease. ARGV: holder, now, until, key ttl. A hash {holder, until}. Returns 1 when granted.
@@ -420,23 +420,7 @@ impl WaitingRoom for RedisWaitingRoom {
         Ok(RoomCounts { waiting, in_flight })
     }
 
-    async fn waiting(&self, party: i64, limit: u64) -> Result<Vec<i64>, LiveError> {
-        // ZRANGE 0 -1 would mean "everything".
-        let Some(stop) = limit.checked_sub(1) else {
-            return Ok(Vec::new());
-        };
-        let stop = isize::try_from(stop).unwrap_or(isize::MAX);
-        let mut con = self.live.manager();
-        let users: Vec<i64> = redis::cmd("ZRANGE")
-            .arg(self.keys(party).line)
-            .arg(0)
-            .arg(stop)
-            .query_async(&mut con)
-            .await?;
-        Ok(users)
-    }
-
-    async fn close(&self, party: i64) -> Result<Vec<i64>, LiveError> {
+    async fn close(&self, party: i64) -> Result<u64, LiveError> {
         let mut con = self.live.manager();
         Ok(self
             .room_invocation(&self.close, party)
