@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use store::bookings;
-use store::parties::{self, status, PartyFilter, Role};
+use store::parties::{self, status, PartyError, PartyFilter, Role};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -112,9 +112,9 @@ async fn get_party(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<PartyView>> {
-    let party = parties::get_party(&state.db, id).await?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "party_not_found", "party not found")
-    })?;
+    let party = parties::get_party(&state.db, id)
+        .await?
+        .ok_or(PartyError::NotFound)?;
     Ok(axum::Json(party.into()))
 }
 

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use store::live::queue::Entered;
-use store::parties::{self, status as party_status, Party};
+use store::parties::{self, status as party_status, Party, PartyError};
 use store::rooms::{self, Room};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,7 +31,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{parse_json, Path};
 use crate::state::AppState;
-use room::{notify, rate_per_min, room_or_off, status_of, Notice};
+use room::{admitted_status, notify, rate_per_min, room_or_off, status_of, Notice};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -44,9 +44,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 async fn party_or_404(state: &AppState, id: i64) -> ApiResult<Party> {
-    parties::get_party(&state.db, id)
+    Ok(parties::get_party(&state.db, id)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "party_not_found", "party not found"))
+        .ok_or(PartyError::NotFound)?)
 }
 
 fn not_in_queue() -> ApiError {
@@ -94,16 +94,19 @@ async fn enter_queue(
         ));
     }
     let now = state.now();
+    // No notice: joining the back of the line moves nobody's place.
     let entered = state.live.queue.enter(id, user.id, now).await?;
-    let code = match entered {
-        // No notice: joining the back of the line moves nobody's place.
-        Entered::Waiting { .. } => StatusCode::CREATED,
-        Entered::AlreadyWaiting { .. } | Entered::Admitted { .. } => StatusCode::OK,
-    };
     let rate = rate_per_min(&state, &room).await;
-    let status = status_of(&state, &room, rate, user.id, false)
-        .await?
-        .ok_or_else(not_in_queue)?;
+    let (code, status) = match entered {
+        Entered::Waiting { ahead } => (StatusCode::CREATED, QueueStatus::waiting(id, ahead, rate)),
+        Entered::AlreadyWaiting { ahead } => {
+            (StatusCode::OK, QueueStatus::waiting(id, ahead, rate))
+        }
+        Entered::Admitted { expires_at } => (
+            StatusCode::OK,
+            admitted_status(&state, id, user.id, expires_at)?,
+        ),
+    };
     tracing::info!(party.id = id, user.id = user.id, "entered waiting room");
     Ok((code, axum::Json(status)))
 }

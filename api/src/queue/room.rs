@@ -179,6 +179,24 @@ pub async fn room_or_off(state: &AppState, party_id: i64) -> ApiResult<Room> {
 
 /// The user's status in the room, estimating waits at `rate` admissions per minute. With `touch`,
 /// a waiting user is marked as followed, which keeps the entry from being dropped as abandoned.
+/// An admitted user's status, with a pass valid until `expires_at`.
+pub fn admitted_status(
+    state: &AppState,
+    party_id: i64,
+    user_id: i64,
+    expires_at: i64,
+) -> ApiResult<QueueStatus> {
+    let pass = state
+        .passes
+        .issue(user_id, party_id, expires_at)
+        .map_err(ApiError::internal)?;
+    Ok(QueueStatus {
+        pass: Some(pass),
+        pass_expires_at: Some(Timestamp(expires_at)),
+        ..QueueStatus::bare(party_id, "admitted")
+    })
+}
+
 /// `None` when the user is not in the room.
 pub async fn status_of(
     state: &AppState,
@@ -210,15 +228,7 @@ pub async fn status_of(
     match spot? {
         QueueSpot::Waiting { ahead } => Ok(Some(QueueStatus::waiting(party_id, ahead, rate))),
         QueueSpot::Admitted { expires_at } => {
-            let pass = state
-                .passes
-                .issue(user_id, party_id, expires_at)
-                .map_err(ApiError::internal)?;
-            Ok(Some(QueueStatus {
-                pass: Some(pass),
-                pass_expires_at: Some(Timestamp(expires_at)),
-                ..QueueStatus::bare(party_id, "admitted")
-            }))
+            admitted_status(state, party_id, user_id, expires_at).map(Some)
         }
         QueueSpot::Gone { .. } => Ok(Some(QueueStatus::expired(party_id))),
         QueueSpot::Absent => {
