@@ -176,21 +176,29 @@ async fn list_nearby_parties(
 /// object is reopened before its closing brace to add `distance_m`, which is what serde's
 /// `flatten` of `NearbyParty` would produce.
 fn party_page_json(page: &Page<(f64, std::sync::Arc<index::IndexedParty>)>) -> Response {
-    let mut body = String::with_capacity(64 + page.items.len() * 560);
-    body.push_str("{\"items\":[");
+    let mut body: Vec<u8> = Vec::with_capacity(64 + page.items.len() * 560);
+    body.extend_from_slice(b"{\"items\":[");
     for (i, (distance_m, party)) in page.items.iter().enumerate() {
         if i > 0 {
-            body.push(',');
+            body.push(b',');
         }
         let object = party.json.strip_suffix('}').unwrap_or(&party.json);
-        body.push_str(object);
-        body.push_str(",\"distance_m\":");
-        body.push_str(&serde_json::to_string(distance_m).unwrap_or_else(|_| "null".into()));
-        body.push('}');
+        body.extend_from_slice(object.as_bytes());
+        // An object without fields (`{`) takes no comma before the one it gains.
+        if object.len() > 1 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"\"distance_m\":");
+        if serde_json::to_writer(&mut body, distance_m).is_err() {
+            body.extend_from_slice(b"null");
+        }
+        body.push(b'}');
     }
-    body.push_str("],\"next_cursor\":");
-    body.push_str(&serde_json::to_string(&page.next_cursor).unwrap_or_else(|_| "null".into()));
-    body.push('}');
+    body.extend_from_slice(b"],\"next_cursor\":");
+    if serde_json::to_writer(&mut body, &page.next_cursor).is_err() {
+        body.extend_from_slice(b"null");
+    }
+    body.push(b'}');
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -295,6 +303,7 @@ mod tests {
             updated_at: 1_790_000_000_000,
         };
         let cached = index::IndexedParty::new(party.clone(), None);
+        let spare = party.clone();
         let page = Page {
             items: vec![(123.25, cached.clone()), (400.0, cached)],
             next_cursor: Some("g1.2".to_owned()),
@@ -318,6 +327,21 @@ mod tests {
         })
         .unwrap();
         assert_eq!(ours, serde_way);
+
+        // A party whose JSON could not be made (cached as `{}`) still gives valid JSON.
+        let empty = std::sync::Arc::new(index::IndexedParty {
+            party: spare,
+            category_code: None,
+            json: "{}".into(),
+        });
+        let response = party_page_json(&Page {
+            items: vec![(1.0, empty)],
+            next_cursor: None,
+        });
+        let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .unwrap();
+        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(page["items"][0], serde_json::json!({"distance_m": 1.0}));
     }
 
     #[test]
