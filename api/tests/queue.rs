@@ -175,14 +175,19 @@ async fn wait_until_not_waiting(app: &TestApp, user: &TestUser, id: i64) -> Valu
     panic!("still waiting after 10 s");
 }
 
-/// Polls until `user`'s state is `state`. The admitter marks an expired or dropped entry just after
-/// removing it, so for a moment the entry may read as not in the queue.
+/// Polls until `user`'s state is `state`. The queue records a passed turn in the step that removes
+/// the user, so on the way the user never reads as not in the queue.
 async fn eventually_state(app: &TestApp, user: &TestUser, id: i64, state: &str) {
     for _ in 0..500 {
         let res = app
             .get(Some(user), &format!("/api/v1/parties/{id}/queue/me"))
             .await;
-        if res.status() == 200 && res.json::<Value>().await.unwrap()["state"] == state {
+        assert_eq!(
+            res.status(),
+            200,
+            "never out of the queue on the way to {state}"
+        );
+        if res.json::<Value>().await.unwrap()["state"] == state {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
