@@ -54,13 +54,7 @@ pub struct IngestRunView {
 
 impl From<IngestRun> for IngestRunView {
     fn from(r: IngestRun) -> Self {
-        let failed_pages = r
-            .failed_pages
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|p| p.trim().parse().ok())
-            .collect();
+        let failed_pages = r.failed_page_numbers();
         Self {
             id: r.id,
             source: r.source,

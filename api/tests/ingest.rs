@@ -268,7 +268,7 @@ async fn a_permanent_failure_leaves_whole_chunks_and_names_the_page(app: TestApp
         .unwrap()
         .expect("run record");
     assert_eq!(record.status, "failed");
-    assert_eq!(record.failed_pages.as_deref(), Some("7"));
+    assert_eq!(record.failed_page_numbers(), vec![7]);
     let error = record.error.unwrap_or_default();
     assert!(
         error.contains("page 7") && error.contains("malformed"),
@@ -318,8 +318,8 @@ async fn pages_that_keep_failing_make_a_partial_run_that_deactivates_nothing(app
         .unwrap()
         .unwrap();
     assert_eq!(
-        (record.status.as_str(), record.failed_pages.as_deref()),
-        ("partial", Some("3"))
+        (record.status.as_str(), record.failed_page_numbers()),
+        ("partial", vec![3])
     );
 }
 

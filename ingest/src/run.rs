@@ -289,9 +289,7 @@ pub async fn run_kind<T: Ingestible>(
             report.outcome.as_str(),
             &report.totals,
             report.error.as_deref(),
-            (!report.failed_pages.is_empty())
-                .then(|| join_pages(&report.failed_pages))
-                .as_deref(),
+            &report.failed_pages,
             ctx.clock.now_ms(),
         )
         .await
@@ -309,16 +307,6 @@ pub async fn run_kind<T: Ingestible>(
         "ingest run finished"
     );
     Ok(report)
-}
-
-fn join_pages(pages: &[u32]) -> String {
-    let mut sorted = pages.to_vec();
-    sorted.sort_unstable();
-    sorted
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// What a chunk writer hands back: its counts, its time, and the chunk (whose ids then leave

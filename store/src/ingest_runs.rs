@@ -40,7 +40,21 @@ pub struct IngestRun {
     pub duplicates: i64,
     pub no_coordinates: i64,
     pub error: Option<String>,
+    /// As stored: the page numbers comma-separated, ascending; read them with
+    /// [`IngestRun::failed_page_numbers`].
     pub failed_pages: Option<String>,
+}
+
+impl IngestRun {
+    /// The pages that failed, ascending.
+    pub fn failed_page_numbers(&self) -> Vec<u32> {
+        self.failed_pages
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|p| p.trim().parse().ok())
+            .collect()
+    }
 }
 
 const COLUMNS: &str = "id, source, kind, status, started_at, finished_at, calls, pages, rows_fetched, \
@@ -98,9 +112,18 @@ pub async fn finish_run(
     status: &str,
     totals: &RunTotals,
     error: Option<&str>,
-    failed_pages: Option<&str>,
+    failed_pages: &[u32],
     now: i64,
 ) -> Result<()> {
+    let mut pages = failed_pages.to_vec();
+    pages.sort_unstable();
+    let failed_pages = (!pages.is_empty()).then(|| {
+        pages
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     let mut tx = db.begin().await?;
     sqlx::query(
         "UPDATE ingest_runs SET status = $2, finished_at = $3, calls = $4, pages = $5, rows_fetched = $6, \
