@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use store::catalog::Table;
 use store::ingest_runs::{self, IngestRun, RunFilter};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -106,10 +107,8 @@ async fn list_ingest_runs(
     let limit = paging::limit(q.limit)?;
     let before = paging::cursor(q.cursor.as_deref())?;
     let kind = optional_text(q.kind, "kind", 20)?;
-    if kind
-        .as_deref()
-        .is_some_and(|k| k != "items" && k != "markets")
-    {
+    let kinds = [Table::Items.as_str(), Table::Markets.as_str()];
+    if kind.as_deref().is_some_and(|k| !kinds.contains(&k)) {
         return Err(ApiError::invalid("kind", "kind must be items or markets"));
     }
     let status = optional_text(q.status, "status", 20)?;

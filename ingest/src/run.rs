@@ -29,21 +29,8 @@ use crate::feed::{self, error_chain, Batch, Event, FeedRecord, SourceSpec};
 use crate::record::Rejection;
 use crate::Dedup;
 
-/// What a run ingests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Items,
-    Markets,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Items => "items",
-            Kind::Markets => "markets",
-        }
-    }
-}
+/// What a run ingests: one of the catalog tables.
+pub type Kind = store::catalog::Table;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,19 +172,15 @@ fn db_error(what: &'static str) -> impl FnOnce(store::Error) -> RunError {
 
 /// A record kind that can be written to its catalog table.
 pub trait Ingestible: FeedRecord + CatalogRow + Send + Sync + 'static {
-    const KIND: Kind;
     /// True for markets without usable coordinates (kept, reported).
     fn lacks_coordinates(&self) -> bool {
         false
     }
 }
 
-impl Ingestible for ItemRow {
-    const KIND: Kind = Kind::Items;
-}
+impl Ingestible for ItemRow {}
 
 impl Ingestible for MarketRow {
-    const KIND: Kind = Kind::Markets;
     fn lacks_coordinates(&self) -> bool {
         !self.has_coordinates()
     }
@@ -241,7 +224,7 @@ pub async fn run_kind<T: Ingestible>(
         .source_name
         .clone()
         .unwrap_or_else(|| spec.default_name(feed.layout));
-    let kind = T::KIND;
+    let kind = T::TABLE;
     let run_id = if opts.dry_run {
         None
     } else {
@@ -517,7 +500,7 @@ impl<'a, T: Ingestible> RunState<'a, T> {
             }
         }
         let changed = self.totals.inserted + self.totals.updated + self.totals.deactivated;
-        if T::KIND == Kind::Items && changed > 0 && !self.opts.dry_run {
+        if T::TABLE == Kind::Items && changed > 0 && !self.opts.dry_run {
             if let Some(cache) = self.ctx.cache {
                 if let Err(e) = catalog::invalidate_item_search(cache).await {
                     tracing::warn!(error = %e, "could not invalidate cached item searches; they expire with their TTL");
@@ -584,7 +567,7 @@ impl<'a, T: Ingestible> RunState<'a, T> {
         RunReport {
             run_id,
             source: self.source.to_owned(),
-            kind: T::KIND,
+            kind: T::TABLE,
             outcome,
             totals: self.totals,
             failed_pages: self.failed_pages,

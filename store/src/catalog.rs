@@ -322,7 +322,7 @@ async fn stored_rows<R: CatalogRow>(
         .map(|f| format!("t.{}", f.name))
         .collect::<Vec<_>>()
         .join(", ");
-    let table = R::TABLE.name();
+    let table = R::TABLE.as_str();
     let ids = json_array(rows.iter().map(|r| r.source_id()))?;
     // One index probe on (source, source_id) per id. On PostgreSQL `LIMIT 1` keeps the lateral
     // subquery from being flattened into a join the planner could hash over the whole source.
@@ -432,7 +432,7 @@ async fn write_rows<R: CatalogRow>(
          updated_at = excluded.updated_at, seen_run = CASE WHEN {table}.seen_run IS NULL \
          OR {table}.seen_run < excluded.seen_run THEN excluded.seen_run ELSE {table}.seen_run END\
          {returning}",
-        table = R::TABLE.name(),
+        table = R::TABLE.as_str(),
         fields = fields.join(", "),
         cells = cells.join(", "),
         updates = updates.join(", "),
@@ -472,7 +472,7 @@ async fn stamp_seen(
     }
     let sql = format!(
         "UPDATE {} SET seen_run = $1 WHERE id {} AND (seen_run IS NULL OR seen_run < $1)",
-        table.name(),
+        table.as_str(),
         in_json_ids(dialect, 2)
     );
     sqlx::query(&sql)
@@ -497,7 +497,7 @@ pub async fn upsert_row<R: CatalogRow>(
     let ids = write_rows(tx.conn(), dialect, source, &[row], now, None, true).await?;
     ids.first()
         .copied()
-        .ok_or_else(|| Error::Corrupt(format!("upserting {} returned no id", R::TABLE.name())))
+        .ok_or_else(|| Error::Corrupt(format!("upserting {} returned no id", R::TABLE.as_str())))
 }
 
 /// Applies one chunk of ingest run `run` in its own transaction: reads the stored rows, writes
@@ -574,7 +574,7 @@ pub async fn vanished_ids(
     let sql = format!(
         "SELECT id, source_id FROM {} WHERE source = $1 AND active = 1 \
          AND (seen_run IS NULL OR seen_run < $2)",
-        table.name()
+        table.as_str()
     );
     let mut rows = sqlx::query_as::<_, (i64, String)>(&sql)
         .bind(source)
@@ -597,7 +597,8 @@ pub enum Table {
 }
 
 impl Table {
-    pub fn name(self) -> &'static str {
+    /// The table's name, also how runs and the CLI name what they ingest.
+    pub fn as_str(self) -> &'static str {
         match self {
             Table::Items => "items",
             Table::Markets => "markets",
@@ -614,7 +615,7 @@ pub async fn deactivate(db: &Db, table: Table, ids: &[i64], now: i64) -> Result<
     let mut tx = db.begin().await?;
     let sql = format!(
         "UPDATE {} SET active = 0, updated_at = $1 WHERE active = 1 AND id {}",
-        table.name(),
+        table.as_str(),
         in_json_ids(tx.dialect(), 2)
     );
     let done = sqlx::query(&sql)

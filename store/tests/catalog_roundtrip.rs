@@ -127,7 +127,7 @@ async fn stored<R: CatalogRow + std::fmt::Debug>(db: &Db, source: &str) -> Vec<R
         .join(", ");
     let sql = format!(
         "SELECT {columns} FROM {} WHERE source = $1 ORDER BY id",
-        R::TABLE.name()
+        R::TABLE.as_str()
     );
     sqlx::query_as::<_, R>(&sql)
         .bind(source)
