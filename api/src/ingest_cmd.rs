@@ -141,10 +141,9 @@ pub struct UsageError(pub &'static str);
 
 /// A run that did not succeed, for the process exit code.
 #[derive(Debug, thiserror::Error)]
-#[error("ingest run {status}{}", .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+#[error("ingest run {}{}", .outcome.as_str(), .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
 pub struct IngestFailed {
     pub outcome: Outcome,
-    status: &'static str,
     detail: Option<String>,
 }
 
@@ -248,7 +247,6 @@ pub fn check(report: &RunReport) -> Result<()> {
         Outcome::Succeeded => Ok(()),
         outcome => Err(IngestFailed {
             outcome,
-            status: outcome.as_str(),
             detail: report.error.clone(),
         }
         .into()),
@@ -419,7 +417,6 @@ mod tests {
     fn a_partial_run_exits_with_3_and_a_failed_one_with_1() {
         let partial: anyhow::Error = IngestFailed {
             outcome: Outcome::Partial,
-            status: "partial",
             detail: None,
         }
         .into();
