@@ -127,13 +127,47 @@ pub async fn open_db(storage: &StorageArgs) -> Result<Db> {
     Ok(db)
 }
 
-/// The live-state backends: Redis when `REDIS_URL` is set, in-process otherwise.
+/// How long start-up waits for Redis before giving up with a message.
+const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The live-state backends: Redis when `REDIS_URL` is set, in-process otherwise. An unreachable
+/// Redis is an error after [`REDIS_CONNECT_TIMEOUT`], not a silent hang.
 pub async fn open_live(storage: &StorageArgs) -> Result<Live> {
     match &storage.redis_url {
-        Some(url) => Live::redis(url, &storage.redis_prefix)
+        Some(url) => {
+            match tokio::time::timeout(
+                REDIS_CONNECT_TIMEOUT,
+                Live::redis(url, &storage.redis_prefix),
+            )
             .await
-            .context("cannot connect to Redis"),
+            {
+                Ok(live) => live.context("cannot connect to Redis (REDIS_URL)"),
+                Err(_) => anyhow::bail!(
+                    "cannot connect to Redis (REDIS_URL): no answer within {} s",
+                    REDIS_CONNECT_TIMEOUT.as_secs()
+                ),
+            }
+        }
         None => Ok(Live::memory()),
+    }
+}
+
+/// The secret given directly, or read from `file` (trimmed); `None` when neither is set.
+pub fn secret_from(
+    value: Option<&str>,
+    file: Option<&Path>,
+    variable: &str,
+) -> Result<Option<String>> {
+    match (value, file) {
+        (Some(v), _) => Ok(Some(v.to_owned())),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {variable} {}", path.display()))?;
+            let secret = text.trim();
+            anyhow::ensure!(!secret.is_empty(), "{variable} {} is empty", path.display());
+            Ok(Some(secret.to_owned()))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -182,20 +216,27 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 async fn serve(storage: &StorageArgs, args: &ServeArgs) -> Result<()> {
+    // Configuration mistakes first: before connecting to anything.
+    let settings = Settings::from_args(args).map_err(anyhow::Error::msg)?;
+    let configured_secret = secret_from(
+        args.jwt_secret.as_deref(),
+        args.jwt_secret_file.as_deref(),
+        "GONGGU_JWT_SECRET_FILE",
+    )?;
     let db = open_db(storage).await?;
     let live = open_live(storage).await?;
-    if storage.database_url.is_some() && args.jwt_secret.is_none() {
+    if storage.database_url.is_some() && configured_secret.is_none() {
         tracing::warn!(
             "no GONGGU_JWT_SECRET set: every instance of a scale-out deployment needs the same one"
         );
     }
-    let secret = jwt_secret(args.jwt_secret.as_deref(), &storage.data_dir)?;
+    let secret = jwt_secret(configured_secret.as_deref(), &storage.data_dir)?;
     let clock = Clock::system();
     if !args.no_demo && crate::seed::is_empty(&db).await? {
         let summary = crate::seed::run(&db, &live, &clock, true).await?;
         tracing::info!("empty database: loaded the demo ({summary})");
     }
-    let state = AppState::new(db.clone(), live, clock, &secret, Settings::from_args(args));
+    let state = AppState::new(db.clone(), live, clock, &secret, settings);
     let server = crate::server::start(state, args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

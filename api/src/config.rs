@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, ValueEnum};
 
 /// Settings every subcommand shares: where the data lives.
 #[derive(Args, Clone, Debug)]
@@ -87,14 +88,20 @@ pub struct ServeArgs {
     #[arg(long, env = "GONGGU_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Do not load the demo data into an empty database.
-    #[arg(long, env = "GONGGU_NO_DEMO")]
+    /// Do not load the demo data into an empty database (the variable takes true/false, 1/0,
+    /// yes/no, on/off).
+    #[arg(long, env = "GONGGU_NO_DEMO", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub no_demo: bool,
 
     /// Secret for signing access tokens; generated once and kept in --data-dir when unset. Every
-    /// instance of a scale-out deployment must share it.
+    /// instance of a scale-out deployment must share it. Prefer --jwt-secret-file: a flag's value
+    /// shows in the process list.
     #[arg(long, env = "GONGGU_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+
+    /// A file holding the access-token secret (surrounding whitespace ignored).
+    #[arg(long, env = "GONGGU_JWT_SECRET_FILE", conflicts_with = "jwt_secret")]
+    pub jwt_secret_file: Option<PathBuf>,
 
     /// Lifetime of an access token, in seconds.
     #[arg(long, env = "GONGGU_ACCESS_TTL_SECS", default_value_t = 900)]
@@ -118,9 +125,15 @@ pub struct ServeArgs {
     #[arg(long, env = "GONGGU_SEARCH_CACHE_TTL_SECS", default_value_t = 600)]
     pub search_cache_ttl_secs: u64,
 
-    /// Login attempts allowed per email in one window.
-    #[arg(long, env = "GONGGU_LOGIN_LIMIT_PER_EMAIL", default_value_t = 10)]
+    /// Login attempts allowed per email from one client address in one window (a stranger's
+    /// failures lock out that stranger's address, not the account's owner elsewhere).
+    #[arg(long, env = "GONGGU_LOGIN_LIMIT_PER_EMAIL", default_value_t = defaults::LOGIN_LIMIT_PER_EMAIL)]
     pub login_limit_per_email: u64,
+
+    /// Login attempts allowed per email from all addresses together in one window: the backstop
+    /// against a guessing attack spread over many addresses.
+    #[arg(long, env = "GONGGU_LOGIN_LIMIT_PER_ACCOUNT", default_value_t = defaults::LOGIN_LIMIT_PER_ACCOUNT)]
+    pub login_limit_per_account: u64,
 
     /// Login attempts allowed per client address in one window.
     #[arg(long, env = "GONGGU_LOGIN_LIMIT_PER_ADDR", default_value_t = 50)]
@@ -130,9 +143,64 @@ pub struct ServeArgs {
     #[arg(long, env = "GONGGU_LOGIN_WINDOW_SECS", default_value_t = 900)]
     pub login_window_secs: u64,
 
-    /// Take the client address from the first X-Forwarded-For entry (only behind a trusted proxy).
-    #[arg(long, env = "GONGGU_TRUST_FORWARDED_FOR")]
+    /// Sign-ups allowed per client address in one sign-up window.
+    #[arg(long, env = "GONGGU_SIGNUP_LIMIT_PER_ADDR", default_value_t = defaults::SIGNUP_LIMIT_PER_ADDR)]
+    pub signup_limit_per_addr: u64,
+
+    /// Length of the sign-up rate-limit window, in seconds.
+    #[arg(long, env = "GONGGU_SIGNUP_WINDOW_SECS", default_value_t = defaults::SIGNUP_WINDOW_SECS)]
+    pub signup_window_secs: u64,
+
+    /// Take the client address from X-Forwarded-For (only behind a trusted proxy): the entry
+    /// the nearest trusted proxy appended, see --trusted-proxy-hops.
+    #[arg(long, env = "GONGGU_TRUST_FORWARDED_FOR", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub trust_forwarded_for: bool,
+
+    /// How many trusted proxies append to X-Forwarded-For in front of gonggu: the client address
+    /// is the entry that many places from the right (1: the rightmost).
+    #[arg(long, env = "GONGGU_TRUSTED_PROXY_HOPS", default_value_t = defaults::TRUSTED_PROXY_HOPS,
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub trusted_proxy_hops: u32,
+
+    /// How far ahead a party may be planned: meet and deadline times later than this many days
+    /// from now are refused.
+    #[arg(long, env = "GONGGU_PARTY_HORIZON_DAYS", default_value_t = defaults::PARTY_HORIZON_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub party_horizon_days: u32,
+
+    /// Seconds a client has to send a request's headers before the connection is closed.
+    #[arg(long, env = "GONGGU_HEADER_TIMEOUT_SECS", default_value_t = defaults::HEADER_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a client has to send a request's whole body (408 after that).
+    #[arg(long, env = "GONGGU_BODY_TIMEOUT_SECS", default_value_t = defaults::BODY_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub body_timeout_secs: u64,
+
+    /// Open client connections at most; past it, new connections wait in the listen backlog.
+    /// Lowered at start to what the process's open-file limit allows.
+    #[arg(long, env = "GONGGU_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Open event streams (SSE) per user on one instance; more are refused with 429.
+    #[arg(long, env = "GONGGU_MAX_STREAMS_PER_USER", default_value_t = defaults::MAX_STREAMS_PER_USER,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_user: u32,
+
+    /// Serve /metrics on this address only (e.g. 127.0.0.1:9090), not on the API listener.
+    #[arg(long, env = "GONGGU_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Who may read GET /api/v1/ingest/runs: everyone, signed-in users, or operators only.
+    #[arg(
+        long,
+        env = "GONGGU_INGEST_RUNS_ACCESS",
+        value_enum,
+        default_value = "public"
+    )]
+    pub ingest_runs_access: Access,
 
     /// Seconds to wait for in-flight requests on shutdown.
     #[arg(long, env = "GONGGU_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
@@ -173,6 +241,31 @@ pub struct ServeArgs {
     /// Waiting rooms: how often the admitter runs, in milliseconds.
     #[arg(long, env = "GONGGU_QUEUE_TICK_MS", default_value_t = 200)]
     pub queue_tick_ms: u64,
+}
+
+/// Who may read an operational endpoint.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Public,
+    /// Any signed-in user.
+    SignedIn,
+    /// Operators (`GONGGU_OPERATOR_EMAILS`) only.
+    Operators,
+}
+
+/// Defaults of the settings, read by clap and by `Settings::default` alike.
+pub mod defaults {
+    pub const LOGIN_LIMIT_PER_EMAIL: u64 = 10;
+    pub const LOGIN_LIMIT_PER_ACCOUNT: u64 = 100;
+    pub const SIGNUP_LIMIT_PER_ADDR: u64 = 20;
+    pub const SIGNUP_WINDOW_SECS: u64 = 3600;
+    pub const TRUSTED_PROXY_HOPS: u32 = 1;
+    pub const PARTY_HORIZON_DAYS: u32 = 365;
+    pub const HEADER_TIMEOUT_SECS: u64 = 10;
+    pub const BODY_TIMEOUT_SECS: u64 = 30;
+    pub const MAX_CONNECTIONS: u32 = 4096;
+    pub const MAX_STREAMS_PER_USER: u32 = 8;
 }
 
 /// Reads `gonggu.toml` (or the file named by `GONGGU_CONFIG`) and exports each `key = value` as the

@@ -21,33 +21,134 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| {
-                let mime = ct.split(';').next().unwrap_or("").trim();
-                mime == "application/json" || mime.ends_with("+json")
-            });
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "expected a JSON body with Content-Type: application/json",
-            ));
+        if !is_json(req.headers()) {
+            return Err(unsupported_media_type());
         }
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::malformed(None, e.body_text()))?;
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "request body too large",
+                ),
+                _ => ApiError::malformed(None, e.body_text()),
+            })?;
         parse_json(&bytes).map(Json)
     }
 }
 
-/// Deserialises JSON, reporting the path of the first bad field.
+/// Refuses a body that is present but not declared as JSON (for routes whose body is optional).
+pub fn require_json_if_present(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) || is_json(headers) {
+        return Ok(());
+    }
+    Err(unsupported_media_type())
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let mime = ct.split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+        })
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "expected a JSON body with Content-Type: application/json",
+    )
+}
+
+/// Whether `c` may appear in text a client sends: any character but the control characters,
+/// except tab and line breaks. NUL in particular is refused by PostgreSQL, and other controls
+/// forge log lines and confuse displays.
+pub fn is_allowed_char(c: char) -> bool {
+    !c.is_control() || matches!(c, '\t' | '\n' | '\r')
+}
+
+/// Refuses text with a character [`is_allowed_char`] refuses, naming `field`.
+pub fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
+    if text.chars().all(is_allowed_char) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        field,
+        format!("{field} must not contain control characters such as NUL"),
+    ))
+}
+
+/// The path (as `a.b[0].c`) of the first string in `value` with a refused character.
+fn first_bad_text(value: &serde_json::Value, path: &mut String) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => !s.chars().all(is_allowed_char),
+        Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let bad = first_bad_text(item, path);
+            if !bad {
+                path.truncate(len);
+            }
+            bad
+        }),
+        Value::Object(map) => map.iter().any(|(key, item)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(key);
+            let bad = !key.chars().all(is_allowed_char) || first_bad_text(item, path);
+            if !bad {
+                path.truncate(len);
+            }
+            bad
+        }),
+        _ => false,
+    }
+}
+
+/// Whether raw JSON may hold a control character in a string: escaped as `\u00XX` (C0, DEL and
+/// C1 are all below `\u00a0`), or written raw (DEL, or C1 as UTF-8 `C2 80`..`C2 9F`). Raw C0
+/// bytes are not valid JSON in a string at all. A cheap scan, so only such bodies are parsed twice.
+fn may_hold_control(bytes: &[u8]) -> bool {
+    bytes.windows(4).any(|w| w == b"\\u00")
+        || bytes.contains(&0x7f)
+        || bytes
+            .windows(2)
+            .any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1]))
+}
+
+/// Deserialises one JSON document (nothing may follow it), refusing control characters in any
+/// string and reporting the path of the first bad field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if may_hold_control(bytes) {
+        // Every string is checked, whatever type it would land in.
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            let mut path = String::new();
+            if first_bad_text(&value, &mut path) {
+                let field = if path.is_empty() {
+                    "body".to_owned()
+                } else {
+                    path
+                };
+                return Err(ApiError::invalid(
+                    field.clone(),
+                    format!("{field} must not contain control characters such as NUL"),
+                ));
+            }
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(value) => Ok(value),
+    let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(value) => value,
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
@@ -66,9 +167,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 error.status = status;
                 error.code = "validation_failed";
             }
-            Err(error)
+            return Err(error);
         }
-    }
+    };
+    // One document: `{...}xyz` is not a body we understood.
+    de.end()
+        .map_err(|e| ApiError::malformed(None, format!("invalid JSON body: {e}")))?;
+    Ok(value)
 }
 
 /// serde reports a missing or repeated field at the parent path; pull its name out of the message.
@@ -91,6 +196,10 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            check_text(&key, &key)?;
+            check_text(&key, &value)?;
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         match serde_path_to_error::deserialize::<_, T>(de) {
             Ok(v) => Ok(Query(v)),
@@ -171,5 +280,28 @@ mod tests {
     fn broken_json_is_a_bad_request() {
         let err = parse_json::<Body>(br#"{"capacity": 3,"#).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn bytes_after_the_document_are_refused() {
+        let err = parse_json::<Body>(br#"{"capacity": 3, "title": "x"}xyz"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(parse_json::<Body>(b"{\"capacity\": 3, \"title\": \"x\"} \n").is_ok());
+    }
+
+    #[test]
+    fn control_characters_are_refused_naming_the_field() {
+        let err = parse_json::<Body>(br#"{"capacity": 3, "title": "a\u0000b"}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(err.field.as_deref(), Some("title"));
+        let err =
+            parse_json::<serde_json::Value>(br#"{"members": [{"x": 1}, {"note": "\u001b[31m"}]}"#)
+                .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("members[1].note"));
+        let err = parse_json::<Body>("{\"capacity\": 3, \"title\": \"a\u{85}b\"}".as_bytes())
+            .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("title"));
+        // Line breaks and tabs are text.
+        assert!(parse_json::<Body>(br#"{"capacity": 3, "title": "a\n\tb"}"#).is_ok());
     }
 }

@@ -16,7 +16,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+}
+
+/// `/metrics`: on the API listener, or on its own (`GONGGU_METRICS_LISTEN`).
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics_text))
 }
 
 /// The process-wide metrics recorder, installed on first use.

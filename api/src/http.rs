@@ -8,6 +8,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -17,10 +18,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ApiError, Problem};
+use crate::limits::{self, REQUEST_ID};
 use crate::state::AppState;
 use crate::{auth, health, idempotency, ingest_runs, items, markets, nearby, parties, queue};
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(OpenApi)]
 #[openapi(
@@ -76,7 +76,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The whole application.
+/// The whole application. `/metrics` is on it unless it has a listener of its own
+/// (`GONGGU_METRICS_LISTEN`, served by [`metrics_router`]).
 pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request so no count is lost.
     health::metrics_handle();
@@ -85,9 +86,13 @@ pub fn router(state: AppState) -> Router {
         state.clone(),
         idempotency::layer,
     ));
+    let mut ops = health::router();
+    if state.settings.http.metrics_listen.is_none() {
+        ops = ops.merge(health::metrics_router());
+    }
     let app = Router::new()
         .merge(api)
-        .merge(health::router())
+        .merge(ops)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(not_found)
         // `layer`, not `route_layer`: unknown routes are counted too, as `unmatched`.
@@ -97,19 +102,37 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => app.layer(cors),
         None => app,
     };
+    let app = app.layer(middleware::from_fn_with_state(
+        state.clone(),
+        limits::read_body,
+    ));
     app.with_state(state)
+        .layer(CatchPanicLayer::custom(limits::PanicToProblem))
+        .layer(middleware::from_fn(limits::security_headers))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::from_fn(limits::sanitize_request_id))
 }
 
-/// CORS from the configured origins, with credentials; never `*`.
+/// `/metrics` alone, for its own listener.
+pub fn metrics_router(state: AppState) -> Router {
+    health::metrics_handle();
+    health::metrics_router()
+        .fallback(not_found)
+        .with_state(state)
+        .layer(middleware::from_fn(limits::security_headers))
+}
+
+/// CORS from the configured origins (checked at start by `state::check_origin`), with
+/// credentials; never `*`.
 fn cors(origins: &[String]) -> Option<CorsLayer> {
     let origins: Vec<HeaderValue> = origins
         .iter()
+        .filter(|o| crate::state::check_origin(o).is_ok())
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
     if origins.is_empty() {

@@ -1,7 +1,8 @@
 //! `Idempotency-Key` for state-changing POSTs, after Stripe: the key is scoped to the caller; the
 //! first response (errors included) is stored and replayed for retries with the same key and
 //! body; the same key with a different body is refused; keys live 24 hours. A response that is our
-//! own failure (5xx) is not stored, so the retry runs again.
+//! own failure (5xx) is not stored, so the retry runs again; nor is one that carries credentials
+//! (`Cache-Control: no-store`: login, refresh, admission passes), so the retry runs again too.
 
 use std::time::Duration;
 
@@ -19,7 +20,9 @@ use crate::state::AppState;
 
 pub const HEADER: &str = "idempotency-key";
 const MAX_KEY_LEN: usize = 255;
-const MAX_BODY: usize = 1 << 20;
+const MAX_BODY: usize = crate::limits::MAX_BODY_BYTES;
+/// Headers that make a request a different one, besides method, path and body.
+const FINGERPRINT_HEADERS: &[&str] = &[crate::queue::PASS_HEADER];
 /// An unfinished claim older than this belonged to a request that died; a retry takes it over.
 const STALE_MS: i64 = 60_000;
 /// How long a retry waits for a concurrent request with the same key to finish.
@@ -65,6 +68,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     hasher.update(parts.uri.path());
     hasher.update([0]);
     hasher.update(&bytes);
+    // A booking retried with an admission pass is not the request that lacked one.
+    for name in FINGERPRINT_HEADERS {
+        hasher.update([0]);
+        if let Some(value) = parts.headers.get(*name) {
+            hasher.update(value.as_bytes());
+        }
+    }
     let request_hash = hex::encode(hasher.finalize());
 
     let started = tokio::time::Instant::now();
@@ -115,20 +125,23 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             return ApiError::internal(std::io::Error::other(err.to_string())).into_response();
         }
     };
-    let outcome = if res_parts.status.is_server_error() {
-        idempotency::release(&state.db, user_id, &key).await
-    } else {
-        let stored = StoredResponse {
-            status_code: i64::from(res_parts.status.as_u16()),
-            content_type: res_parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            response_body: Some(String::from_utf8_lossy(&res_bytes).into_owned()),
+    // A response with credentials (tokens, passes) is never kept: a replay would hand the same
+    // live tokens out again, and they would sit in the table in clear for a day.
+    let outcome =
+        if res_parts.status.is_server_error() || crate::limits::is_no_store(&res_parts.headers) {
+            idempotency::release(&state.db, user_id, &key).await
+        } else {
+            let stored = StoredResponse {
+                status_code: i64::from(res_parts.status.as_u16()),
+                content_type: res_parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                response_body: Some(String::from_utf8_lossy(&res_bytes).into_owned()),
+            };
+            idempotency::complete(&state.db, user_id, &key, &stored).await
         };
-        idempotency::complete(&state.db, user_id, &key, &stored).await
-    };
     if let Err(err) = outcome {
         tracing::error!(error = %err, "could not record the idempotent response");
     }

@@ -59,6 +59,11 @@ pub struct IngestArgs {
     #[arg(long, env = "GONGGU_SERVICE_KEY", hide_env_values = true)]
     pub service_key: Option<String>,
 
+    /// A file holding the service key (surrounding whitespace ignored): keeps it out of the
+    /// process list and the environment.
+    #[arg(long, env = "GONGGU_SERVICE_KEY_FILE", conflicts_with = "service_key")]
+    pub service_key_file: Option<PathBuf>,
+
     /// Pages requested at once (paged sources).
     #[arg(long, env = "GONGGU_INGEST_CONCURRENCY", default_value_t = 8)]
     pub concurrency: usize,
@@ -157,7 +162,12 @@ impl IngestFailed {
 impl IngestArgs {
     /// The source the arguments describe, checked.
     pub fn source_spec(&self) -> Result<SourceSpec> {
-        let key = self.service_key.clone().unwrap_or_default();
+        let key = crate::cli::secret_from(
+            self.service_key.as_deref(),
+            self.service_key_file.as_deref(),
+            "GONGGU_SERVICE_KEY_FILE",
+        )?
+        .unwrap_or_default();
         let http = HttpSettings {
             retry: RetryPolicy {
                 max_retries: self.max_retries,

@@ -93,17 +93,23 @@ pub struct IngestRunQuery {
     limit: Option<i64>,
 }
 
-/// Recent ingest runs, newest first.
+/// Recent ingest runs, newest first. Who may read them is configured
+/// (`GONGGU_INGEST_RUNS_ACCESS`: public, signed-in or operators).
 #[utoipa::path(get, path = "/ingest/runs", tag = "ingest", params(IngestRunQuery),
+    security((), ("bearer" = [])),
     responses(
         (status = 200, description = "A page of runs, newest first", body = Page<IngestRunView>),
+        (status = 401, description = "`unauthorized` (when not public)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`operators_only`", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "`malformed_request` naming the parameter", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` naming the parameter", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_ingest_runs(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Query(q): Query<IngestRunQuery>,
 ) -> ApiResult<axum::Json<Page<IngestRunView>>> {
+    crate::auth::check_access(&state, &headers, state.settings.ingest_runs_access).await?;
     let limit = paging::limit(q.limit)?;
     let before = paging::cursor(q.cursor.as_deref())?;
     let kind = optional_text(q.kind, "kind", 20)?;

@@ -1,17 +1,22 @@
 //! Running the app: the HTTP server, its background tasks, and graceful shutdown.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::listener::{self, ConnLimits};
 use crate::state::AppState;
 
 /// A running server and its background tasks.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when it has a listener of its own.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     tasks: Vec<JoinHandle<()>>,
@@ -21,46 +26,147 @@ pub struct Server {
 pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Server> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match state.settings.http.metrics_listen {
+        Some(at) => Some(TcpListener::bind(at).await?),
+        None => None,
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
     let (shutdown, stop) = watch::channel(false);
     // Subscribe and load before accepting requests, so the first answer is already complete.
     let subscriptions =
         crate::nearby::index::load(&state.nearby, &state.db, state.live.bus.as_ref())
             .await
             .map_err(std::io::Error::other)?;
-    let tasks = vec![
-        tokio::spawn(crate::nearby::index::follow(
-            state.nearby.clone(),
-            state.db.clone(),
-            subscriptions,
-            stop.clone(),
-        )),
-        tokio::spawn(store::outbox::run_relay(
-            state.db.clone(),
-            state.live.bus.clone(),
-            state.clock.clone(),
-            Duration::from_millis(500),
-            stop.clone(),
-        )),
-        tokio::spawn(maintenance(state.clone(), stop.clone())),
-        tokio::spawn(crate::queue::admitter::run(state.clone(), stop.clone())),
+    let mut first = Some(subscriptions);
+    let nearby_state = state.clone();
+    let relay_state = state.clone();
+    let maintenance_state = state.clone();
+    let admitter_state = state.clone();
+    let mut tasks = vec![
+        supervise("nearby index", stop.clone(), move |stop| {
+            let state = nearby_state.clone();
+            let ready = first.take();
+            async move {
+                let subscriptions = match ready {
+                    Some(s) => s,
+                    None => match crate::nearby::index::load(
+                        &state.nearby,
+                        &state.db,
+                        state.live.bus.as_ref(),
+                    )
+                    .await
+                    {
+                        Ok(s) => s,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "nearby index: reload failed");
+                            return;
+                        }
+                    },
+                };
+                crate::nearby::index::follow(
+                    state.nearby.clone(),
+                    state.db.clone(),
+                    subscriptions,
+                    stop,
+                )
+                .await
+            }
+        }),
+        supervise("outbox relay", stop.clone(), move |stop| {
+            store::outbox::run_relay(
+                relay_state.db.clone(),
+                relay_state.live.bus.clone(),
+                relay_state.clock.clone(),
+                Duration::from_millis(500),
+                stop,
+            )
+        }),
+        supervise("maintenance", stop.clone(), move |stop| {
+            maintenance(maintenance_state.clone(), stop)
+        }),
+        supervise("waiting-room admitter", stop.clone(), move |stop| {
+            crate::queue::admitter::run(admitter_state.clone(), stop)
+        }),
     ];
+    let limits = ConnLimits {
+        max_connections: listener::effective_max_connections(state.settings.http.max_connections),
+        header_timeout: state.settings.http.header_timeout,
+    };
+    if let Some(metrics_listener) = metrics_listener {
+        let app = crate::http::metrics_router(state.clone());
+        let stop = stop.clone();
+        let limits = ConnLimits {
+            max_connections: 64,
+            ..limits
+        };
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = listener::serve(metrics_listener, app, limits, stop).await {
+                tracing::error!(error = %err, "metrics listener failed");
+            }
+        }));
+    }
     let app = crate::http::router(state);
-    let mut stop_http = stop;
-    let http = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop_http.wait_for(|stop| *stop).await;
-        })
-        .await
-    });
+    let http = tokio::spawn(listener::serve(listener, app, limits, stop));
     Ok(Server {
         addr,
+        metrics_addr,
         shutdown,
         http,
         tasks,
+    })
+}
+
+/// Runs a long-lived task, and runs it again (after a backoff that grows while it keeps failing)
+/// whenever it panics or returns before shutdown: one bad row or a dropped connection must not
+/// leave the instance half-alive with a dead index or relay.
+pub fn supervise<F, Fut>(
+    name: &'static str,
+    stop: watch::Receiver<bool>,
+    mut start: F,
+) -> JoinHandle<()>
+where
+    F: FnMut(watch::Receiver<bool>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+    const MAX_BACKOFF: Duration = Duration::from_secs(30);
+    /// A run this long counts as healthy: the next failure starts the backoff over.
+    const HEALTHY_RUN: Duration = Duration::from_secs(60);
+    let mut stop_rx = stop;
+    tokio::spawn(async move {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let started = tokio::time::Instant::now();
+            let outcome = std::panic::AssertUnwindSafe(start(stop_rx.clone()))
+                .catch_unwind()
+                .await;
+            if *stop_rx.borrow() {
+                return;
+            }
+            match outcome {
+                Ok(()) => tracing::warn!(task = name, "background task ended; restarting it"),
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(task = name, panic = %message, "background task panicked; restarting it");
+                }
+            }
+            metrics::counter!("background_task_restarts_total", "task" => name).increment(1);
+            if started.elapsed() >= HEALTHY_RUN {
+                backoff = FIRST_BACKOFF;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop_rx.wait_for(|stop| *stop) => return,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
     })
 }
 
@@ -119,5 +225,43 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_panics_or_ends_is_started_again_until_shutdown() {
+        let (stop_tx, stop) = watch::channel(false);
+        let starts = Arc::new(AtomicUsize::new(0));
+        let counted = starts.clone();
+        let task = supervise("test", stop, move |mut stop| {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => panic!("a bad row"),
+                    1 => {} // ends early, as a follower whose bus closed
+                    _ => {
+                        let _ = stop.wait_for(|s| *s).await;
+                    }
+                }
+            }
+        });
+        // The paused clock runs the backoffs through without real waiting.
+        while starts.load(Ordering::SeqCst) < 3 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            3,
+            "started again after each failure, then stopped"
+        );
     }
 }

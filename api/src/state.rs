@@ -8,7 +8,7 @@ use store::live::Live;
 use store::{Clock, Db};
 
 use crate::auth::jwt::TokenKeys;
-use crate::config::ServeArgs;
+use crate::config::{defaults, Access, ServeArgs};
 use crate::nearby::NearbyIndex;
 
 /// Tunables of the running app (a subset of the configuration, with the defaults of `--help`).
@@ -17,14 +17,52 @@ pub struct Settings {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub search_cache_ttl: Duration,
+    /// Login attempts per email from one address, per email from all addresses, per address.
     pub login_limit_per_email: u64,
+    pub login_limit_per_account: u64,
     pub login_limit_per_addr: u64,
     pub login_window: Duration,
+    pub signup_limit_per_addr: u64,
+    pub signup_window: Duration,
     pub trust_forwarded_for: bool,
+    /// Which X-Forwarded-For entry, counted from the right, is the client (1: the rightmost).
+    pub trusted_proxy_hops: usize,
+    /// Validated origins (`scheme://host[:port]`).
     pub cors_origins: Vec<String>,
     /// Normalised (trimmed, lower-case) emails of the operators.
     pub operator_emails: Vec<String>,
+    /// How far ahead a meet (and so a deadline) may be set.
+    pub party_horizon: Duration,
+    pub http: HttpSettings,
+    /// Open SSE streams per user on this instance.
+    pub max_streams_per_user: usize,
+    /// Who may read the ingest run records.
+    pub ingest_runs_access: Access,
     pub queue: QueueSettings,
+}
+
+/// Limits of the HTTP listener that keep slow or hostile clients from exhausting the server.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Time to send a request's headers (also an idle keep-alive connection's limit).
+    pub header_timeout: Duration,
+    /// Time to send a request's whole body.
+    pub body_timeout: Duration,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Serve `/metrics` here instead of on the API listener.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(defaults::HEADER_TIMEOUT_SECS),
+            body_timeout: Duration::from_secs(defaults::BODY_TIMEOUT_SECS),
+            max_connections: defaults::MAX_CONNECTIONS as usize,
+            metrics_listen: None,
+        }
+    }
 }
 
 /// Waiting-room tunables (see `gonggu serve --help`).
@@ -57,33 +95,80 @@ impl Default for Settings {
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             search_cache_ttl: Duration::from_secs(600),
-            login_limit_per_email: 10,
+            login_limit_per_email: defaults::LOGIN_LIMIT_PER_EMAIL,
+            login_limit_per_account: defaults::LOGIN_LIMIT_PER_ACCOUNT,
             login_limit_per_addr: 50,
             login_window: Duration::from_secs(900),
+            signup_limit_per_addr: defaults::SIGNUP_LIMIT_PER_ADDR,
+            signup_window: Duration::from_secs(defaults::SIGNUP_WINDOW_SECS),
             trust_forwarded_for: false,
+            trusted_proxy_hops: defaults::TRUSTED_PROXY_HOPS as usize,
             cors_origins: Vec::new(),
             operator_emails: Vec::new(),
+            party_horizon: days(defaults::PARTY_HORIZON_DAYS),
+            http: HttpSettings::default(),
+            max_streams_per_user: defaults::MAX_STREAMS_PER_USER as usize,
+            ingest_runs_access: Access::Public,
             queue: QueueSettings::default(),
         }
     }
 }
 
+fn days(n: u32) -> Duration {
+    Duration::from_secs(u64::from(n) * 24 * 3600)
+}
+
+/// Checks one configured CORS origin: `http(s)://host[:port]`, nothing else. `*` and `null` are
+/// refused: with credentials allowed, either would hand a user's session to any page.
+pub fn check_origin(origin: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("GONGGU_CORS_ORIGINS: `{origin}` {why}"));
+    if origin == "*" {
+        return bad("is a wildcard; list each origin (credentials are allowed, so `*` never is)");
+    }
+    if origin.eq_ignore_ascii_case("null") {
+        return bad("is the opaque origin of sandboxed pages and files; it cannot be trusted");
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return bad("is not an origin such as https://app.example.com");
+    };
+    if scheme != "http" && scheme != "https" {
+        return bad("must start with http:// or https://");
+    }
+    let host_ok = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !host_ok || axum::http::HeaderValue::from_str(origin).is_err() {
+        return bad("must be scheme://host[:port], without a path or trailing slash");
+    }
+    Ok(())
+}
+
 impl Settings {
-    pub fn from_args(args: &ServeArgs) -> Self {
-        Self {
+    /// The settings of `gonggu serve`; a configuration mistake is an error naming the variable.
+    pub fn from_args(args: &ServeArgs) -> Result<Self, String> {
+        let cors_origins: Vec<String> = args
+            .cors_origins
+            .iter()
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        for origin in &cors_origins {
+            check_origin(origin)?;
+        }
+        Ok(Self {
             access_ttl: Duration::from_secs(args.access_ttl_secs),
             refresh_ttl: Duration::from_secs(args.refresh_ttl_secs),
             search_cache_ttl: Duration::from_secs(args.search_cache_ttl_secs),
             login_limit_per_email: args.login_limit_per_email,
+            login_limit_per_account: args.login_limit_per_account,
             login_limit_per_addr: args.login_limit_per_addr,
             login_window: Duration::from_secs(args.login_window_secs),
+            signup_limit_per_addr: args.signup_limit_per_addr,
+            signup_window: Duration::from_secs(args.signup_window_secs.max(1)),
             trust_forwarded_for: args.trust_forwarded_for,
-            cors_origins: args
-                .cors_origins
-                .iter()
-                .map(|o| o.trim().to_owned())
-                .filter(|o| !o.is_empty())
-                .collect(),
+            trusted_proxy_hops: args.trusted_proxy_hops as usize,
+            cors_origins,
             operator_emails: args
                 .operator_emails
                 .iter()
@@ -98,7 +183,16 @@ impl Settings {
                 auto_window: Duration::from_secs(args.queue_auto_window_secs.max(1)),
                 tick: Duration::from_millis(args.queue_tick_ms.max(10)),
             },
-        }
+            party_horizon: days(args.party_horizon_days),
+            http: HttpSettings {
+                header_timeout: Duration::from_secs(args.header_timeout_secs),
+                body_timeout: Duration::from_secs(args.body_timeout_secs),
+                max_connections: args.max_connections as usize,
+                metrics_listen: args.metrics_listen,
+            },
+            max_streams_per_user: args.max_streams_per_user as usize,
+            ingest_runs_access: args.ingest_runs_access,
+        })
     }
 }
 
@@ -114,6 +208,8 @@ pub struct App {
     pub passes: crate::queue::pass::PassKeys,
     /// Waiting-room rows recently read by position requests.
     pub rooms: crate::queue::RoomCache,
+    /// Open SSE streams per user on this instance.
+    pub streams: Arc<crate::streams::StreamCounts>,
     /// Names this process, e.g. as the holder of the admitter lease.
     pub instance_id: String,
     /// Admitter ticks finished by this process (whether or not it held the lease): lets a caller
@@ -137,6 +233,7 @@ impl AppState {
             keys,
             passes: crate::queue::pass::PassKeys::new(jwt_secret),
             rooms: crate::queue::RoomCache::default(),
+            streams: Arc::default(),
             instance_id: uuid::Uuid::new_v4().to_string(),
             admitter_ticks: std::sync::atomic::AtomicU64::new(0),
             settings,
@@ -146,6 +243,12 @@ impl AppState {
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
     }
+
+    /// The latest meet (or deadline) time a client may set now.
+    pub fn latest_meet(&self) -> i64 {
+        let horizon = i64::try_from(self.settings.party_horizon.as_millis()).unwrap_or(i64::MAX);
+        self.now().saturating_add(horizon)
+    }
 }
 
 impl Deref for AppState {
@@ -153,5 +256,34 @@ impl Deref for AppState {
 
     fn deref(&self) -> &App {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_origins_are_allowed() {
+        for ok in [
+            "https://app.example.com",
+            "http://localhost:5173",
+            "http://[::1]:8080",
+        ] {
+            assert!(check_origin(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "*",
+            "null",
+            "NULL",
+            "app.example.com",
+            "ftp://x",
+            "https://a/b",
+            "https://a/",
+            "https://",
+        ] {
+            let err = check_origin(bad).unwrap_err();
+            assert!(err.contains("GONGGU_CORS_ORIGINS"), "{bad}: {err}");
+        }
     }
 }

@@ -19,11 +19,19 @@ pub struct Timestamp(pub i64);
 
 impl Timestamp {
     /// Formats as RFC 3339 in Korea Standard Time, e.g. `2026-11-22T19:30:00+09:00`.
+    ///
+    /// Total: a stored value whose Korean wall-clock date falls outside the years 1..=9999 (which
+    /// RFC 3339 cannot write) is shown in UTC when that fits, else as its milliseconds. The API
+    /// never lets such a time in, but a row written by other means must not take a request (or
+    /// the task that serialises it) down.
     pub fn to_rfc3339(self) -> String {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
-            .map(|t| t.to_offset(KST))
-            .ok()
+        let Ok(utc) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+        else {
+            return self.0.to_string();
+        };
+        utc.checked_to_offset(KST)
             .and_then(|t| t.format(&Rfc3339).ok())
+            .or_else(|| utc.format(&Rfc3339).ok())
             .unwrap_or_else(|| self.0.to_string())
     }
 
@@ -76,6 +84,23 @@ mod tests {
     fn milliseconds_survive_a_round_trip() {
         let t = Timestamp(1_764_579_600_123);
         assert_eq!(Timestamp::parse(&t.to_rfc3339()).unwrap(), t);
+    }
+
+    #[test]
+    fn every_stored_value_formats_without_panicking() {
+        // 9999-12-31T23:59:59Z is year 10000 in Korea: shown in UTC instead.
+        let last = Timestamp::parse("9999-12-31T23:59:59Z").unwrap();
+        assert_eq!(last.to_rfc3339(), "9999-12-31T23:59:59Z");
+        for ms in [
+            i64::MIN,
+            i64::MAX,
+            -62_135_596_800_001,
+            0,
+            253_402_300_799_999,
+        ] {
+            assert!(!Timestamp(ms).to_rfc3339().is_empty(), "{ms}");
+        }
+        assert_eq!(Timestamp(i64::MAX).to_rfc3339(), i64::MAX.to_string());
     }
 
     #[test]

@@ -578,11 +578,22 @@ async fn bad_waiting_room_requests_are_refused_with_problems(app: TestApp) {
         .client
         .post(app.url(&format!("{q}/open")))
         .bearer_auth(&leader.token)
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await
         .unwrap();
     assert_problem(res, 400, "malformed_request").await;
+    // A body must say it is JSON.
+    let res = app
+        .client
+        .post(app.url(&format!("{q}/open")))
+        .bearer_auth(&leader.token)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 415, "unsupported_media_type").await;
     assert_problem(
         app.post(&leader, "/api/v1/parties/999999/queue/open", &json!({}))
             .await,

@@ -36,6 +36,8 @@ pub enum BookingError {
     LeaderCannotLeave,
     #[error("user is banned until {0}")]
     Banned(i64),
+    #[error("the user does not exist")]
+    UnknownUser,
     #[error("storage failure")]
     Store(String),
 }
@@ -129,6 +131,7 @@ pub async fn join_party(
     let mut tx = db.begin().await?;
     if let Some(until) = users_banned_until(tx.conn(), user_id)
         .await?
+        .ok_or(BookingError::UnknownUser)?
         .filter(|until| *until > now)
     {
         return Err(BookingError::Banned(until));

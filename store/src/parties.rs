@@ -87,6 +87,8 @@ pub enum PartyError {
     WrongStatus(String),
     #[error("user is banned until {0}")]
     Banned(i64),
+    #[error("the user does not exist")]
+    UnknownUser,
     #[error(transparent)]
     Store(#[from] crate::Error),
 }
@@ -142,7 +144,9 @@ pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, Pa
         return Err(PartyError::DeadlineAfterMeet);
     }
     let mut tx = db.begin().await?;
-    let leader = users_banned_until(tx.conn(), new.leader_id).await?;
+    let leader = users_banned_until(tx.conn(), new.leader_id)
+        .await?
+        .ok_or(PartyError::UnknownUser)?;
     if let Some(until) = leader.filter(|until| *until > now) {
         return Err(PartyError::Banned(until));
     }
@@ -188,16 +192,18 @@ pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, Pa
     Ok(party)
 }
 
+/// A user's standing: `None` when no such user exists (a valid token can outlive its account),
+/// else when their ban ends, if they have one.
 pub(crate) async fn users_banned_until(
     conn: &mut AnyConnection,
     user_id: i64,
-) -> Result<Option<i64>> {
+) -> Result<Option<Option<i64>>> {
     let row: Option<(Option<i64>,)> =
         sqlx::query_as("SELECT banned_until FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_optional(conn)
             .await?;
-    Ok(row.and_then(|(until,)| until))
+    Ok(row.map(|(until,)| until))
 }
 
 /// Fields a leader may edit; `None` keeps the current value.

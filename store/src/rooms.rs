@@ -26,6 +26,8 @@ pub mod reason {
     pub const CANCELLED: &str = "cancelled";
     /// The booking deadline passed or the party closed otherwise.
     pub const CLOSED: &str = "closed";
+    /// The leader (or an operator) turned the room off.
+    pub const LEADER: &str = "leader";
 }
 
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]

@@ -52,8 +52,8 @@ pub enum Rotation {
     Rotated { user_id: i64 },
     /// Unknown, expired or revoked token.
     Invalid,
-    /// The token had been used before: its family is now revoked.
-    Reused,
+    /// The token had been used before: its family is now revoked. Carries the user id.
+    Reused { user_id: i64 },
 }
 
 #[derive(FromRow)]
@@ -100,7 +100,9 @@ pub async fn rotate_refresh_token(
     if row.used_at.is_some() || claimed == 0 {
         revoke_family(tx.conn(), &row.family_id, now).await?;
         tx.commit().await?;
-        return Ok(Rotation::Reused);
+        return Ok(Rotation::Reused {
+            user_id: row.user_id,
+        });
     }
     insert(
         tx.conn(),

@@ -26,6 +26,7 @@ pub use types::{Email, Nickname, Password};
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::Json;
+use crate::limits;
 use crate::state::AppState;
 use crate::time::Timestamp;
 
@@ -78,15 +79,30 @@ impl From<User> for UserView {
     responses(
         (status = 201, description = "Account created", body = UserView),
         (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` naming `email`, `password` or `nickname`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` naming `email`, `password` or `nickname`; `weak_password`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_signups` from one client address", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn signup(
     State(state): State<AppState>,
+    peer: ClientPeer,
+    headers: HeaderMap,
     Json(req): Json<SignupRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let email = Email::parse(&req.email)?;
-    let password = Password::parse(req.password)?;
     let nickname = Nickname::parse(&req.nickname)?;
+    let password = Password::parse_new(req.password, &email, &nickname)?;
+    if let Some(addr) = client_addr(&state, &headers, peer.0) {
+        let s = &state.settings;
+        limit(
+            &state,
+            &format!("signup:addr:{addr}"),
+            s.signup_limit_per_addr,
+            s.signup_window,
+            "too_many_signups",
+            "too many sign-ups from this address; try again later",
+        )
+        .await?;
+    }
     let hash = password::hash(password.into_inner()).await?;
     let user = users::insert_user(
         &state.db,
@@ -166,42 +182,82 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientPeer {
     }
 }
 
-/// The client's address: the socket peer, or the first X-Forwarded-For hop behind a trusted proxy.
+/// The client's address: the socket peer, or, behind trusted proxies, the X-Forwarded-For entry
+/// the nearest of them appended (`trusted_proxy_hops` from the right). The entries to its left
+/// are whatever the client wrote and are never used. With fewer entries than hops, the request did
+/// not come through all the proxies, and the peer is used.
 fn client_addr(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
-    if state.settings.trust_forwarded_for {
-        let forwarded = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok());
-        if forwarded.is_some() {
-            return forwarded;
-        }
+    let peer = peer.map(|p| p.ip());
+    if !state.settings.trust_forwarded_for {
+        return peer;
     }
-    peer.map(|p| p.ip())
+    forwarded_client(headers, state.settings.trusted_proxy_hops).or(peer)
 }
 
+/// The X-Forwarded-For entry `hops` places from the right (all the headers' lists in order).
+fn forwarded_client(headers: &HeaderMap, hops: usize) -> Option<IpAddr> {
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let index = entries.len().checked_sub(hops.max(1))?;
+    entries[index].parse().ok()
+}
+
+/// Counts one attempt against `key`; past `max` in `window`, a logged 429 with `code`.
+async fn limit(
+    state: &AppState,
+    key: &str,
+    max: u64,
+    window: std::time::Duration,
+    code: &'static str,
+    detail: &str,
+) -> ApiResult<()> {
+    let decision = state.live.limiter.hit(key, max, window).await?;
+    if decision.allowed {
+        return Ok(());
+    }
+    // The key names the limit; emails in keys are already hashed.
+    tracing::warn!(limit = %key, code, "rate limited");
+    let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, detail);
+    err.retry_after = Some(decision.retry_after.as_secs().max(1));
+    Err(err)
+}
+
+/// Login limits: per email from this address (a stranger's failures lock out only the stranger),
+/// per email from anywhere (a looser backstop against guessing spread over many addresses), and
+/// per address (one client trying many accounts).
 async fn check_login_rate(state: &AppState, email: &Email, addr: Option<IpAddr>) -> ApiResult<()> {
     let s = &state.settings;
     // Keys hold hashes, not emails: no personal data in Redis.
+    let email_key = sha256_hex(email.as_str());
     let mut checks = vec![(
-        format!("login:email:{}", sha256_hex(email.as_str())),
-        s.login_limit_per_email,
+        format!("login:account:{email_key}"),
+        s.login_limit_per_account,
     )];
-    if let Some(addr) = addr {
-        checks.push((format!("login:addr:{addr}"), s.login_limit_per_addr));
-    }
-    for (key, limit) in checks {
-        let decision = state.live.limiter.hit(&key, limit, s.login_window).await?;
-        if !decision.allowed {
-            let mut err = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                "too many login attempts; try again later",
-            );
-            err.retry_after = Some(decision.retry_after.as_secs().max(1));
-            return Err(err);
+    match addr {
+        Some(addr) => {
+            checks.push((
+                format!("login:email:{email_key}:{addr}"),
+                s.login_limit_per_email,
+            ));
+            checks.push((format!("login:addr:{addr}"), s.login_limit_per_addr));
         }
+        None => checks.push((format!("login:email:{email_key}"), s.login_limit_per_email)),
+    }
+    for (key, max) in checks {
+        limit(
+            state,
+            &key,
+            max,
+            s.login_window,
+            "too_many_attempts",
+            "too many login attempts; try again later",
+        )
+        .await?;
     }
     Ok(())
 }
@@ -211,24 +267,32 @@ async fn check_login_rate(state: &AppState, email: &Email, addr: Option<IpAddr>)
     responses(
         (status = 200, description = "Logged in", body = TokenPair),
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts` (per email and per client address)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts` (per email from one address, per email, per client address)", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn login(
     State(state): State<AppState>,
     peer: ClientPeer,
     headers: HeaderMap,
     Json(req): Json<LoginRequest>,
-) -> ApiResult<axum::Json<TokenPair>> {
+) -> ApiResult<impl IntoResponse> {
     let email = Email::parse(&req.email)?;
     let addr = client_addr(&state, &headers, peer.0);
     check_login_rate(&state, &email, addr).await?;
     let found = users::find_login(&state.db, email.as_str()).await?;
+    let found_id = found.as_ref().map(|(u, _)| u.id);
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
     let ok = password::verify(req.password, hash).await?;
     let Some(user) = user.filter(|_| ok) else {
+        // The password never; the account's id when it exists, else the email's hash.
+        match found_id {
+            Some(id) => tracing::warn!(user.id = id, client = ?addr, "login failed"),
+            None => {
+                tracing::warn!(email.sha256 = %sha256_hex(email.as_str()), client = ?addr, "login failed: no such account")
+            }
+        }
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
@@ -248,7 +312,7 @@ async fn login(
     )
     .await?;
     tracing::info!(user.id = user.id, "logged in");
-    Ok(axum::Json(pair))
+    Ok((limits::no_store(), axum::Json(pair)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -266,7 +330,7 @@ pub struct RefreshRequest {
 async fn refresh(
     State(state): State<AppState>,
     Json(req): Json<RefreshRequest>,
-) -> ApiResult<axum::Json<TokenPair>> {
+) -> ApiResult<impl IntoResponse> {
     let now = state.now();
     let expires = now + state.settings.refresh_ttl.as_millis() as i64;
     let next = random_token();
@@ -281,20 +345,25 @@ async fn refresh(
     match rotation {
         Rotation::Rotated { user_id } => {
             let access_token = state.keys.issue(user_id, now).map_err(ApiError::internal)?;
-            Ok(axum::Json(TokenPair {
+            let pair = TokenPair {
                 access_token,
                 token_type: "Bearer",
                 expires_in: state.keys.access_ttl.as_secs(),
                 refresh_token: next,
-            }))
+            };
+            Ok((limits::no_store(), axum::Json(pair)))
         }
         Rotation::Invalid => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_refresh_token",
             "refresh token is unknown, expired or revoked",
         )),
-        Rotation::Reused => {
-            tracing::warn!("refresh token reused; its family is revoked");
+        Rotation::Reused { user_id } => {
+            tracing::warn!(
+                user.id = user_id,
+                "refresh token reused; its family is revoked"
+            );
+            crate::streams::end_streams(&state, user_id).await;
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "refresh_token_reused",
@@ -317,12 +386,15 @@ pub struct LogoutRequest {
         (status = 204, description = "Logged out"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such session of this user", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: a body that is not JSON", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn logout(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
+    crate::extract::require_json_if_present(&headers, &body)?;
     let req: LogoutRequest = if body.iter().all(u8::is_ascii_whitespace) {
         LogoutRequest::default()
     } else {
@@ -337,6 +409,8 @@ async fn logout(
         }
         None => tokens::revoke_all(&state.db, user.id, now).await?,
     }
+    // The user's open event streams end with their session.
+    crate::streams::end_streams(&state, user.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -351,4 +425,67 @@ async fn get_me(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum
     let user = found
         .ok_or_else(|| ApiError::unauthorized("the account of this token no longer exists"))?;
     Ok(axum::Json(UserView::from(user)))
+}
+
+/// Whether `user_id` is an operator (`GONGGU_OPERATOR_EMAILS`).
+pub async fn is_operator(state: &AppState, user_id: i64) -> ApiResult<bool> {
+    let operators = &state.settings.operator_emails;
+    if operators.is_empty() {
+        return Ok(false);
+    }
+    Ok(users::get_user(&state.db, user_id)
+        .await?
+        .is_some_and(|u| operators.contains(&u.email)))
+}
+
+/// Lets a request through to an operational endpoint whose readers are configured.
+pub async fn check_access(
+    state: &AppState,
+    headers: &HeaderMap,
+    access: crate::config::Access,
+) -> ApiResult<()> {
+    use crate::config::Access;
+    if access == Access::Public {
+        return Ok(());
+    }
+    let token = bearer(headers).ok_or_else(|| {
+        ApiError::unauthorized("missing bearer token in the Authorization header")
+    })?;
+    let user_id = state
+        .keys
+        .verify(token)
+        .ok_or_else(|| ApiError::unauthorized("invalid or expired access token"))?;
+    if access == Access::Operators && !is_operator(state, user_id).await? {
+        return Err(ApiError::forbidden(
+            "operators_only",
+            "only operators may read this",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_entry_the_trusted_proxy_appended_is_the_client() {
+        let forged = headers(&["6.6.6.6, 203.0.113.7"]);
+        assert_eq!(forwarded_client(&forged, 1), "203.0.113.7".parse().ok());
+        // Two proxies: the outer one appended the client, the inner one the outer proxy.
+        let two = headers(&["6.6.6.6, 203.0.113.7", "10.0.0.2"]);
+        assert_eq!(forwarded_client(&two, 2), "203.0.113.7".parse().ok());
+        // Fewer entries than proxies: not trusted at all.
+        assert_eq!(forwarded_client(&headers(&["203.0.113.7"]), 2), None);
+        assert_eq!(forwarded_client(&headers(&["not-an-ip"]), 1), None);
+        assert_eq!(forwarded_client(&HeaderMap::new(), 1), None);
+    }
 }

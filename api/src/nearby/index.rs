@@ -32,15 +32,32 @@ pub struct IndexedParty {
 }
 
 impl IndexedParty {
-    pub fn new(party: Party, category_code: Option<String>) -> Arc<Self> {
-        let json = serde_json::to_string(&crate::parties::PartyView::from(party.clone()))
-            .unwrap_or_else(|_| "{}".to_owned())
-            .into_boxed_str();
-        Arc::new(Self {
+    /// The party ready to serve, or `None` (logged with its id) when it cannot be shown: the
+    /// index then leaves that one party out instead of failing as a whole.
+    pub fn new(party: Party, category_code: Option<String>) -> Option<Arc<Self>> {
+        let id = party.id;
+        let view = std::panic::AssertUnwindSafe(|| {
+            serde_json::to_string(&crate::parties::PartyView::from(party.clone()))
+        });
+        let json = match std::panic::catch_unwind(view) {
+            Ok(Ok(json)) => json.into_boxed_str(),
+            Ok(Err(err)) => {
+                tracing::error!(party.id = id, error = %err, "nearby index: party cannot be shown; left out");
+                return None;
+            }
+            Err(_) => {
+                tracing::error!(
+                    party.id = id,
+                    "nearby index: showing the party panicked; left out"
+                );
+                return None;
+            }
+        };
+        Some(Arc::new(Self {
             party,
             category_code,
             json,
-        })
+        }))
     }
 }
 
@@ -88,12 +105,14 @@ impl NearbyIndex {
         let mut parties = Parties::default();
         for p in open {
             parties.versions.insert(p.id, p.version);
-            if let Some(at) = point(p.lat, p.lng) {
-                let _ = parties.geo.insert(p.id, at);
-                let category_code = categories.get(&p.item_id).cloned().flatten();
-                parties
-                    .rows
-                    .insert(p.id, IndexedParty::new(p, category_code));
+            let Some(at) = point(p.lat, p.lng) else {
+                continue;
+            };
+            let id = p.id;
+            let category_code = categories.get(&p.item_id).cloned().flatten();
+            if let Some(indexed) = IndexedParty::new(p, category_code) {
+                let _ = parties.geo.insert(id, at);
+                parties.rows.insert(id, indexed);
             }
         }
         let mut built = Markets::default();
@@ -131,17 +150,19 @@ impl NearbyIndex {
         }
         state.versions.insert(party.id, party.version);
         let at = point(party.lat, party.lng);
-        match (is_open(&party), at) {
-            (true, Some(at)) => {
-                let id = party.id;
+        let id = party.id;
+        let indexed = match (is_open(&party), at) {
+            (true, Some(at)) => IndexedParty::new(party, category_code).map(|p| (at, p)),
+            _ => None,
+        };
+        match indexed {
+            Some((at, indexed)) => {
                 let _ = state.geo.insert(id, at);
-                state
-                    .rows
-                    .insert(id, IndexedParty::new(party, category_code));
+                state.rows.insert(id, indexed);
             }
-            _ => {
-                state.geo.remove(party.id);
-                state.rows.remove(&party.id);
+            None => {
+                state.geo.remove(id);
+                state.rows.remove(&id);
             }
         }
         true

@@ -302,7 +302,7 @@ mod tests {
             created_at: 1_790_000_000_000,
             updated_at: 1_790_000_000_000,
         };
-        let cached = index::IndexedParty::new(party.clone(), None);
+        let cached = index::IndexedParty::new(party.clone(), None).unwrap();
         let spare = party.clone();
         let page = Page {
             items: vec![(123.25, cached.clone()), (400.0, cached)],

@@ -46,7 +46,7 @@ async fn create_party(
     user: AuthUser,
     Json(req): Json<CreatePartyRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let new = req.parse(user.id)?;
+    let new = req.parse(user.id, state.latest_meet())?;
     let party = parties::create_party(&state.db, &new, state.now()).await?;
     tracing::info!(party.id = party.id, user.id = user.id, "party created");
     let location = format!("/api/v1/parties/{}", party.id);
@@ -135,7 +135,7 @@ async fn update_party(
     Path(id): Path<i64>,
     Json(req): Json<UpdatePartyRequest>,
 ) -> ApiResult<axum::Json<PartyView>> {
-    let patch = req.parse()?;
+    let patch = req.parse(state.latest_meet())?;
     let party = parties::update_party(&state.db, id, user.id, &patch, state.now()).await?;
     Ok(axum::Json(party.into()))
 }

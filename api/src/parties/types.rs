@@ -74,10 +74,25 @@ pub struct CreatePartyRequest {
     pub capacity: i64,
     /// KRW, 0 to 10,000,000.
     pub price_per_share: Option<i64>,
-    /// In the future.
+    /// In the future, and within the meet horizon (`GONGGU_PARTY_HORIZON_DAYS`, a year by default).
     pub meet_at: Timestamp,
     /// In the future, not after `meet_at`.
     pub deadline_at: Timestamp,
+}
+
+/// Refuses a time later than `latest` (now plus the configured horizon): a client may not plan
+/// parties decades ahead, and far-future times are where formatting and arithmetic break.
+fn within_horizon(t: Timestamp, field: &str, latest: i64) -> Result<i64, ApiError> {
+    if t.0 > latest {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{field} must be at most {} (the furthest a party may be planned ahead)",
+                Timestamp(latest).to_rfc3339()
+            ),
+        ));
+    }
+    Ok(t.0)
 }
 
 pub const TITLE_MAX: usize = 100;
@@ -118,8 +133,9 @@ fn positive_id(id: i64, field: &str) -> Result<i64, ApiError> {
 }
 
 impl CreatePartyRequest {
-    /// Checks shapes and ranges; time rules against "now" are the store's.
-    pub fn parse(self, leader_id: i64) -> Result<NewParty, ApiError> {
+    /// Checks shapes and ranges, and that no time is later than `latest` (now plus the horizon);
+    /// the rules against "now" itself are the store's.
+    pub fn parse(self, leader_id: i64, latest: i64) -> Result<NewParty, ApiError> {
         if !(2..=50).contains(&self.capacity) {
             return Err(ApiError::invalid(
                 "capacity",
@@ -143,8 +159,8 @@ impl CreatePartyRequest {
             description: description(&self.description)?,
             capacity: self.capacity,
             price_per_share: self.price_per_share,
-            meet_at: self.meet_at.0,
-            deadline_at: self.deadline_at.0,
+            meet_at: within_horizon(self.meet_at, "meet_at", latest)?,
+            deadline_at: within_horizon(self.deadline_at, "deadline_at", latest)?,
         })
     }
 }
@@ -154,12 +170,13 @@ impl CreatePartyRequest {
 pub struct UpdatePartyRequest {
     pub title: Option<String>,
     pub description: Option<String>,
-    /// In the future, not before the booking deadline.
+    /// In the future, not before the booking deadline, within the meet horizon.
     pub meet_at: Option<Timestamp>,
 }
 
 impl UpdatePartyRequest {
-    pub fn parse(self) -> Result<PartyPatch, ApiError> {
+    /// Checks the fields given; `latest` is now plus the meet horizon.
+    pub fn parse(self, latest: i64) -> Result<PartyPatch, ApiError> {
         if self.title.is_none() && self.description.is_none() && self.meet_at.is_none() {
             return Err(ApiError::invalid(
                 "title",
@@ -169,7 +186,10 @@ impl UpdatePartyRequest {
         Ok(PartyPatch {
             title: self.title.as_deref().map(title).transpose()?,
             description: self.description.as_deref().map(description).transpose()?,
-            meet_at: self.meet_at.map(|t| t.0),
+            meet_at: self
+                .meet_at
+                .map(|t| within_horizon(t, "meet_at", latest))
+                .transpose()?,
         })
     }
 }
@@ -203,6 +223,11 @@ fn banned(until: i64) -> ApiError {
             Timestamp(until).to_rfc3339()
         ),
     )
+}
+
+/// A valid token whose account was deleted: answered as `GET /me` answers it.
+fn gone_account() -> ApiError {
+    ApiError::unauthorized("the account of this token no longer exists")
 }
 
 impl From<PartyError> for ApiError {
@@ -240,6 +265,7 @@ impl From<PartyError> for ApiError {
                 ApiError::conflict("invalid_party_status", format!("the party is {status}"))
             }
             PartyError::Banned(until) => banned(until),
+            PartyError::UnknownUser => gone_account(),
             PartyError::Store(e) => e.into(),
         }
     }
@@ -273,6 +299,7 @@ impl From<BookingError> for ApiError {
                 "the leader cannot leave; cancel the party instead",
             ),
             BookingError::Banned(until) => banned(until),
+            BookingError::UnknownUser => gone_account(),
             BookingError::Store(_) => {
                 ApiError::internal(std::io::Error::other("booking storage failure"))
             }

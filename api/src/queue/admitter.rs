@@ -182,7 +182,12 @@ async fn tend(
 }
 
 /// Closes the room: everyone waiting is told at once, with the reason.
-async fn close(state: &AppState, room: &Room, why: &str, now: i64) -> Result<(), store::Error> {
+pub(crate) async fn close(
+    state: &AppState,
+    room: &Room,
+    why: &str,
+    now: i64,
+) -> Result<(), store::Error> {
     let from = [rooms::state::OPEN, rooms::state::PAUSED];
     let closed = rooms::change_state(
         &state.db,

@@ -17,6 +17,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use super::room::{status_of, Notice, QueueStatus};
 use crate::error::ApiResult;
 use crate::state::AppState;
+use crate::streams::StreamSlot;
 
 /// The SSE response following `user_id` in `room`. Subscribes before reading the first status, so
 /// no change between the two is missed.
@@ -25,6 +26,8 @@ pub async fn follow(
     room: Room,
     user_id: i64,
     sub: Subscription,
+    sessions: Subscription,
+    slot: StreamSlot,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let heartbeat = (state.settings.queue.stale_after / 3).max(Duration::from_millis(500));
     let mut touch = tokio::time::interval(heartbeat);
@@ -34,6 +37,8 @@ pub async fn follow(
         room,
         user_id,
         sub,
+        sessions,
+        _slot: slot,
         touch,
         last: None,
         dirty: true,
@@ -51,6 +56,10 @@ struct Follower {
     room: Room,
     user_id: i64,
     sub: Subscription,
+    /// Told when the user's sessions end (logout): the stream ends with `ended`.
+    sessions: Subscription,
+    /// Counts this stream against the user's cap until it ends.
+    _slot: StreamSlot,
     touch: Interval,
     last: Option<QueueStatus>,
     /// The status must be recomputed before waiting again.
@@ -97,6 +106,19 @@ impl Follower {
                         }
                         self.dirty = true;
                     }
+                    None => {
+                        self.done = true;
+                        return None;
+                    }
+                },
+                msg = self.sessions.recv() => match msg {
+                    Some(BusMessage::Payload(_)) => {
+                        self.done = true;
+                        let data = serde_json::json!({ "party_id": self.room.party_id, "state": "ended" });
+                        return Some(Event::default().event("ended").data(data.to_string()));
+                    }
+                    // A missed logout notice: the access token still expires within its lifetime.
+                    Some(BusMessage::Gap) => {}
                     None => {
                         self.done = true;
                         return None;

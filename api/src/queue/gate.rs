@@ -97,16 +97,34 @@ pub async fn check_booking(
         };
     }
     if room.is_none() {
-        auto_open_on_burst(state, party_id).await?;
+        auto_open_on_burst(state, party_id, user_id).await?;
     }
     Ok(Gate::Free)
 }
 
-/// Counts join attempts per party; past the threshold within the window, turns the waiting room on
-/// for a recruiting party and refuses this attempt with `admission_required`.
-async fn auto_open_on_burst(state: &AppState, party_id: i64) -> ApiResult<()> {
+/// Counts the distinct users attempting to join a party; past the threshold within the window,
+/// turns the waiting room on for a recruiting party and refuses this attempt with
+/// `admission_required`. One account retrying counts once, so nobody can switch on the room of a
+/// party they do not lead by hammering it. A room its leader closed stays closed (only a party
+/// with no room row is opened automatically).
+async fn auto_open_on_burst(state: &AppState, party_id: i64, user_id: i64) -> ApiResult<()> {
     let settings = &state.settings.queue;
     if settings.auto_threshold == 0 {
+        return Ok(());
+    }
+    // The first attempt of this user in the window passes this limit of one; later ones do not
+    // and are not counted again.
+    let first_attempt = state
+        .live
+        .limiter
+        .hit(
+            &format!("join-burst:{party_id}:{user_id}"),
+            1,
+            settings.auto_window,
+        )
+        .await?
+        .allowed;
+    if !first_attempt {
         return Ok(());
     }
     let decision = state

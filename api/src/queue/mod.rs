@@ -24,12 +24,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use gate::{check_booking, Gate};
+pub use gate::{check_booking, Gate, PASS_HEADER};
 pub use room::{QueueStatus, RoomCache};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{parse_json, Path};
+use crate::extract::{parse_json, require_json_if_present, Path};
 use crate::state::AppState;
 use room::{admitted_status, notify, rate_per_min, room_or_off, status_of, Notice};
 
@@ -41,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(open_queue))
         .routes(routes!(pause_queue))
         .routes(routes!(resume_queue))
+        .routes(routes!(close_queue))
 }
 
 async fn party_or_404(state: &AppState, id: i64) -> ApiResult<Party> {
@@ -108,7 +109,8 @@ async fn enter_queue(
         ),
     };
     tracing::info!(party.id = id, user.id = user.id, "entered waiting room");
-    Ok((code, axum::Json(status)))
+    // A status may carry a pass: never cached, never kept by the idempotency layer.
+    Ok((code, crate::limits::no_store(), axum::Json(status)))
 }
 
 /// My place in the party's waiting room; the admission pass once admitted. Polling counts as
@@ -125,12 +127,12 @@ async fn get_my_queue_status(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<i64>,
-) -> ApiResult<axum::Json<QueueStatus>> {
+) -> ApiResult<impl IntoResponse> {
     let (room, rate) = state.rooms.get(&state, id).await?;
     let status = status_of(&state, &room, rate, user.id, true)
         .await?
         .ok_or_else(not_in_queue)?;
-    Ok(axum::Json(status))
+    Ok((crate::limits::no_store(), axum::Json(status)))
 }
 
 /// Leave the waiting room (waiting, or admitted and giving the pass back).
@@ -156,13 +158,15 @@ async fn leave_queue(
 }
 
 /// Follow my place over Server-Sent Events: `position` events while waiting, then one of
-/// `admitted` (with the pass), `expired`, `closed` or `left`, after which the stream ends.
+/// `admitted` (with the pass), `expired`, `closed`, `left` or `ended` (I logged out), after which
+/// the stream ends. At most `GONGGU_MAX_STREAMS_PER_USER` streams per user (429 `too_many_streams`).
 /// Comments keep the connection alive; an open stream counts as following.
 #[utoipa::path(get, path = "/parties/{id}/queue/me/events", tag = "queue", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Party id")),
     responses(
         (status = 200, description = "An event stream; each event's data is a QueueStatus", content_type = "text/event-stream", body = String),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_streams`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_in_queue`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`queue_off`", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -171,6 +175,14 @@ async fn follow_my_queue_status(
     user: AuthUser,
     Path(id): Path<i64>,
 ) -> ApiResult<impl IntoResponse> {
+    let slot = state
+        .streams
+        .acquire(user.id, state.settings.max_streams_per_user)?;
+    let sessions = state
+        .live
+        .bus
+        .subscribe(&crate::streams::session_topic(user.id))
+        .await?;
     let sub = state.live.bus.subscribe(&room::topic(id)).await?;
     let room = room_or_off(&state, id).await?;
     let rate = rate_per_min(&state, &room).await;
@@ -180,7 +192,7 @@ async fn follow_my_queue_status(
     {
         return Err(not_in_queue());
     }
-    follow::follow(state, room, user.id, sub).await
+    follow::follow(state, room, user.id, sub, sessions, slot).await
 }
 
 /// A waiting room as its leader sees it.
@@ -237,13 +249,7 @@ async fn led_party(state: &AppState, id: i64, user: AuthUser) -> ApiResult<Party
 }
 
 async fn is_operator(state: &AppState, user: AuthUser) -> ApiResult<bool> {
-    let operators = &state.settings.operator_emails;
-    if operators.is_empty() {
-        return Ok(false);
-    }
-    Ok(store::users::get_user(&state.db, user.id)
-        .await?
-        .is_some_and(|u| operators.contains(&u.email)))
+    crate::auth::is_operator(state, user.id).await
 }
 
 /// The waiting room of a party I lead: waiting, passes in flight, admission rate, counters.
@@ -285,14 +291,17 @@ pub struct OpenQueueRequest {
         (status = 403, description = "`not_party_leader`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`party_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_party_status` (only a recruiting party)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: a body that is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` naming `rate_per_min`", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn open_queue(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<i64>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> ApiResult<axum::Json<RoomView>> {
+    require_json_if_present(&headers, &body)?;
     let trimmed = body.trim_ascii();
     let req: OpenQueueRequest = if trimmed.is_empty() || trimmed == b"null" {
         OpenQueueRequest::default()
@@ -380,4 +389,39 @@ async fn resume_queue(
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<RoomView>> {
     switch_room(&state, id, user, rooms::state::PAUSED, rooms::state::OPEN).await
+}
+
+/// Turn the waiting room off (leader or operator): everyone waiting is told `closed` with reason
+/// `leader`, unused passes lapse, and bookings no longer need a pass. A burst of join attempts does
+/// not turn a room back on once it has been closed; the leader may open it again.
+#[utoipa::path(post, path = "/parties/{id}/queue/close", tag = "queue", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Party id")),
+    responses(
+        (status = 200, description = "The room, closed", body = RoomView),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`not_party_leader`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`party_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`queue_off`, `invalid_queue_state` (already closed)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn close_queue(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<RoomView>> {
+    let party = led_party(&state, id, user).await?;
+    let room = room_or_off(&state, id).await?;
+    if !room.gates_bookings() {
+        return Err(ApiError::conflict(
+            "invalid_queue_state",
+            format!("the waiting room is {}", room.state),
+        ));
+    }
+    admitter::close(&state, &room, rooms::reason::LEADER, state.now()).await?;
+    let room = room_or_off(&state, id).await?;
+    tracing::info!(
+        party.id = id,
+        user.id = user.id,
+        "waiting room closed by its leader"
+    );
+    Ok(axum::Json(room_view(&state, room, &party).await?))
 }

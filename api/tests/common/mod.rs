@@ -104,6 +104,8 @@ pub async fn fresh_backends(backend: Backend, dir: &std::path::Path) -> Option<(
 pub fn test_settings() -> Settings {
     let mut settings = Settings::default();
     settings.queue.auto_threshold = 0;
+    // Sign-up tests make more accounts from one address than a real client would.
+    settings.signup_limit_per_addr = 1_000;
     settings.queue.tick = Duration::from_millis(20);
     settings
 }
@@ -181,6 +183,11 @@ impl TestApp {
             server: Some(server),
             _dir: dir,
         }
+    }
+
+    /// Where `/metrics` is served when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().and_then(|s| s.metrics_addr)
     }
 
     pub fn db(&self) -> &Db {
