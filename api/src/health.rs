@@ -1,13 +1,11 @@
 //! Liveness, readiness and Prometheus metrics.
 
-use std::sync::OnceLock;
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use serde_json::json;
 
 use crate::state::AppState;
@@ -23,10 +21,15 @@ pub fn metrics_router() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics_text))
 }
 
-/// The process-wide metrics recorder, installed on first use.
-pub fn metrics_handle() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
+/// This app's metrics. Each app has its own recorder (not the process-wide one), so two apps in
+/// one process (tests, or a worker beside a server) never share counts.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
         let buckets = [
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
         ];
@@ -38,10 +41,20 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
-        // Fails only if another recorder is installed, in which case ours just stays unused.
-        let _ = metrics::set_global_recorder(recorder);
-        handle
-    })
+        Self { recorder, handle }
+    }
+}
+
+impl Metrics {
+    /// Runs `record` (which uses the `metrics` macros) against this app's recorder.
+    pub fn record<T>(&self, record: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&self.recorder, record)
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
 }
 
 /// Alive: the process answers.
@@ -80,10 +93,12 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     let (size, idle) = state.db.pool_stats();
-    metrics::gauge!("db_pool_connections").set(size as f64);
-    metrics::gauge!("db_pool_idle_connections").set(idle as f64);
+    state.metrics.record(|| {
+        metrics::gauge!("db_pool_connections").set(size as f64);
+        metrics::gauge!("db_pool_idle_connections").set(idle as f64);
+    });
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics_handle().render(),
+        state.metrics.render(),
     )
 }

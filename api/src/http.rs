@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -79,8 +79,6 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The whole application. `/metrics` is on it unless it has a listener of its own
 /// (`GONGGU_METRICS_LISTEN`, served by [`metrics_router`]).
 pub fn router(state: AppState) -> Router {
-    // Install the recorder before the first request so no count is lost.
-    health::metrics_handle();
     let (api, openapi) = api();
     let api = api.layer(middleware::from_fn_with_state(
         state.clone(),
@@ -96,7 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(not_found)
         // `layer`, not `route_layer`: unknown routes are counted too, as `unmatched`.
-        .layer(middleware::from_fn(track_metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .layer(middleware::from_fn(problem_for_bare_errors));
     let app = match cors(&state.settings.cors_origins) {
         Some(cors) => app.layer(cors),
@@ -120,7 +118,6 @@ pub fn router(state: AppState) -> Router {
 
 /// `/metrics` alone, for its own listener.
 pub fn metrics_router(state: AppState) -> Router {
-    health::metrics_handle();
     health::metrics_router()
         .fallback(not_found)
         .with_state(state)
@@ -185,7 +182,7 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
 }
 
 /// Request count and latency per route, method and status.
-async fn track_metrics(req: Request, next: Next) -> Response {
+async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -196,8 +193,10 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed().as_secs_f64();
+    state.metrics.record(|| {
+        metrics::counter!("http_requests_total", &labels).increment(1);
+        metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
+    });
     response
 }

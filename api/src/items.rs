@@ -117,11 +117,16 @@ async fn list_items(
     if let Some(key) = &cache_key {
         if let Some(hit) = state.live.cache.get(key).await? {
             if let Ok(page) = serde_json::from_slice::<Page<ItemView>>(&hit) {
-                metrics::counter!("gonggu_item_search_cache_total", "result" => "hit").increment(1);
+                state.metrics.record(|| {
+                    metrics::counter!("gonggu_item_search_cache_total", "result" => "hit")
+                        .increment(1)
+                });
                 return Ok(axum::Json(page));
             }
         }
-        metrics::counter!("gonggu_item_search_cache_total", "result" => "miss").increment(1);
+        state.metrics.record(|| {
+            metrics::counter!("gonggu_item_search_cache_total", "result" => "miss").increment(1)
+        });
     }
     let (rows, next_cursor) = items::list_items(&state.db, &filter, after, limit).await?;
     let page = Page {

@@ -9,6 +9,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use std::sync::Arc;
+
+use crate::health::Metrics;
 use crate::listener::{self, ConnLimits};
 use crate::state::AppState;
 
@@ -46,50 +49,66 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
     let maintenance_state = state.clone();
     let admitter_state = state.clone();
     let mut tasks = vec![
-        supervise("nearby index", stop.clone(), move |stop| {
-            let state = nearby_state.clone();
-            let ready = first.take();
-            async move {
-                let subscriptions = match ready {
-                    Some(s) => s,
-                    None => match crate::nearby::index::load(
-                        &state.nearby,
-                        &state.db,
-                        state.live.bus.as_ref(),
+        supervise(
+            "nearby index",
+            stop.clone(),
+            state.metrics.clone(),
+            move |stop| {
+                let state = nearby_state.clone();
+                let ready = first.take();
+                async move {
+                    let subscriptions = match ready {
+                        Some(s) => s,
+                        None => match crate::nearby::index::load(
+                            &state.nearby,
+                            &state.db,
+                            state.live.bus.as_ref(),
+                        )
+                        .await
+                        {
+                            Ok(s) => s,
+                            Err(err) => {
+                                tracing::warn!(error = %err, "nearby index: reload failed");
+                                return;
+                            }
+                        },
+                    };
+                    crate::nearby::index::follow(
+                        state.nearby.clone(),
+                        state.db.clone(),
+                        subscriptions,
+                        stop,
                     )
                     .await
-                    {
-                        Ok(s) => s,
-                        Err(err) => {
-                            tracing::warn!(error = %err, "nearby index: reload failed");
-                            return;
-                        }
-                    },
-                };
-                crate::nearby::index::follow(
-                    state.nearby.clone(),
-                    state.db.clone(),
-                    subscriptions,
+                }
+            },
+        ),
+        supervise(
+            "outbox relay",
+            stop.clone(),
+            state.metrics.clone(),
+            move |stop| {
+                store::outbox::run_relay(
+                    relay_state.db.clone(),
+                    relay_state.live.bus.clone(),
+                    relay_state.clock.clone(),
+                    Duration::from_millis(500),
                     stop,
                 )
-                .await
-            }
-        }),
-        supervise("outbox relay", stop.clone(), move |stop| {
-            store::outbox::run_relay(
-                relay_state.db.clone(),
-                relay_state.live.bus.clone(),
-                relay_state.clock.clone(),
-                Duration::from_millis(500),
-                stop,
-            )
-        }),
-        supervise("maintenance", stop.clone(), move |stop| {
-            maintenance(maintenance_state.clone(), stop)
-        }),
-        supervise("waiting-room admitter", stop.clone(), move |stop| {
-            crate::queue::admitter::run(admitter_state.clone(), stop)
-        }),
+            },
+        ),
+        supervise(
+            "maintenance",
+            stop.clone(),
+            state.metrics.clone(),
+            move |stop| maintenance(maintenance_state.clone(), stop),
+        ),
+        supervise(
+            "waiting-room admitter",
+            stop.clone(),
+            state.metrics.clone(),
+            move |stop| crate::queue::admitter::run(admitter_state.clone(), stop),
+        ),
     ];
     let limits = ConnLimits {
         max_connections: listener::effective_max_connections(state.settings.http.max_connections),
@@ -125,6 +144,7 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
 pub fn supervise<F, Fut>(
     name: &'static str,
     stop: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
     mut start: F,
 ) -> JoinHandle<()>
 where
@@ -157,7 +177,9 @@ where
                     tracing::error!(task = name, panic = %message, "background task panicked; restarting it");
                 }
             }
-            metrics::counter!("background_task_restarts_total", "task" => name).increment(1);
+            metrics.record(|| {
+                metrics::counter!("background_task_restarts_total", "task" => name).increment(1)
+            });
             if started.elapsed() >= HEALTHY_RUN {
                 backoff = FIRST_BACKOFF;
             }
@@ -231,7 +253,6 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
 
     use super::*;
 
@@ -240,7 +261,7 @@ mod tests {
         let (stop_tx, stop) = watch::channel(false);
         let starts = Arc::new(AtomicUsize::new(0));
         let counted = starts.clone();
-        let task = supervise("test", stop, move |mut stop| {
+        let task = supervise("test", stop, Arc::default(), move |mut stop| {
             let n = counted.fetch_add(1, Ordering::SeqCst);
             async move {
                 match n {

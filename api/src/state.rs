@@ -210,6 +210,8 @@ pub struct App {
     pub rooms: crate::queue::RoomCache,
     /// Open SSE streams per user on this instance.
     pub streams: Arc<crate::streams::StreamCounts>,
+    /// This app's metrics (`/metrics`).
+    pub metrics: Arc<crate::health::Metrics>,
     /// Names this process, e.g. as the holder of the admitter lease.
     pub instance_id: String,
     /// Admitter ticks finished by this process (whether or not it held the lease): lets a caller
@@ -234,6 +236,7 @@ impl AppState {
             passes: crate::queue::pass::PassKeys::new(jwt_secret),
             rooms: crate::queue::RoomCache::default(),
             streams: Arc::default(),
+            metrics: Arc::default(),
             instance_id: uuid::Uuid::new_v4().to_string(),
             admitter_ticks: std::sync::atomic::AtomicU64::new(0),
             settings,

@@ -281,7 +281,10 @@ async fn too_large_and_non_json_bodies_are_problems(app: TestApp) {
         // Just over the limit, without a declared length, is refused while reading.
         let chunks = futures::stream::iter((0..17).map(|i| {
             let size = if i < 16 { 64 * 1024 } else { 1024 };
-            Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::from(vec![b' '; size])))
+            Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::from(vec![
+                b' ';
+                size
+            ])))
         }));
         let res = app
             .client
