@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -106,14 +105,11 @@ pub fn router(state: AppState) -> Router {
     ));
     app.with_state(state)
         .layer(CatchPanicLayer::custom(limits::PanicToProblem))
-        .layer(middleware::from_fn(limits::security_headers))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(middleware::from_fn(limits::sanitize_request_id))
+        .layer(middleware::from_fn(limits::edge))
 }
 
 /// `/metrics` alone, for its own listener.
@@ -121,7 +117,7 @@ pub fn metrics_router(state: AppState) -> Router {
     health::metrics_router()
         .fallback(not_found)
         .with_state(state)
-        .layer(middleware::from_fn(limits::security_headers))
+        .layer(middleware::from_fn(limits::security_headers_only))
 }
 
 /// CORS from the configured origins (checked at start by `state::check_origin`), with

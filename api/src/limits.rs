@@ -32,24 +32,44 @@ pub fn is_safe_request_id(id: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Drops a client-sent request id that is not safe to log, so a fresh one is generated instead.
-pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
-    let unsafe_id = req
-        .headers()
-        .get_all(&REQUEST_ID)
-        .iter()
-        .enumerate()
-        .any(|(i, v)| i > 0 || !is_safe_request_id(v.as_bytes()));
-    if unsafe_id {
-        req.headers_mut().remove(&REQUEST_ID);
-    }
-    next.run(req).await
+/// The request's id: the client's own when it is safe to log, else a new UUID; set on the request
+/// (for the trace span and handlers) and echoed on the response.
+fn request_id(req: &mut Request) -> HeaderValue {
+    let headers = req.headers_mut();
+    let mut given = headers.get_all(&REQUEST_ID).iter();
+    let keep = match (given.next(), given.next()) {
+        (Some(id), None) if is_safe_request_id(id.as_bytes()) => Some(id.clone()),
+        _ => None,
+    };
+    let id = keep.unwrap_or_else(|| {
+        let mut buf = uuid::Uuid::encode_buffer();
+        let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+        HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    });
+    headers.insert(REQUEST_ID, id.clone());
+    id
+}
+
+/// The outermost layer: the request id (see [`request_id`]) and the security headers of every
+/// response. One middleware instead of four layers: each costs a boxed future per request.
+pub async fn edge(mut req: Request, next: Next) -> Response {
+    let id = request_id(&mut req);
+    let docs = req.uri().path().starts_with("/docs");
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID, id);
+    security_headers(headers, docs);
+    response
 }
 
 /// Reads the whole body within [`MAX_BODY_BYTES`] and the configured body timeout, so a handler
 /// never waits on a slow client and every refusal is problem+json: 413 for too large (checked
 /// against `Content-Length` before reading), 408 for too slow.
 pub async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // Most requests (GETs) have no body at all: nothing to read or wait for.
+    if axum::body::HttpBody::is_end_stream(req.body()) {
+        return next.run(req).await;
+    }
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -116,10 +136,7 @@ const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 
 
 /// Security headers on every response. Handlers that return credentials set
 /// `Cache-Control: no-store` themselves (see [`no_store`]).
-pub async fn security_headers(req: Request, next: Next) -> Response {
-    let docs = req.uri().path().starts_with("/docs");
-    let mut response = next.run(req).await;
-    let headers = response.headers_mut();
+fn security_headers(headers: &mut axum::http::HeaderMap, docs: bool) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -136,6 +153,12 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         } else {
             API_CSP
         }));
+}
+
+/// Security headers alone, for the metrics listener.
+pub async fn security_headers_only(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    security_headers(response.headers_mut(), false);
     response
 }
 
