@@ -22,14 +22,13 @@ pub fn bearer(parts: &axum::http::HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
+impl AuthUser {
+    /// The caller named by the request's bearer token, or a 401 saying what is wrong with it.
+    pub fn from_headers(
+        headers: &axum::http::HeaderMap,
         state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers).ok_or_else(|| {
+    ) -> Result<Self, ApiError> {
+        let token = bearer(headers).ok_or_else(|| {
             ApiError::unauthorized("missing bearer token in the Authorization header")
         })?;
         let id = state
@@ -37,5 +36,16 @@ impl FromRequestParts<AppState> for AuthUser {
             .verify(token)
             .ok_or_else(|| ApiError::unauthorized("invalid or expired access token"))?;
         Ok(AuthUser { id })
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        AuthUser::from_headers(&parts.headers, state)
     }
 }

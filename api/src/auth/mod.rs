@@ -448,14 +448,8 @@ pub async fn check_access(
     if access == Access::Public {
         return Ok(());
     }
-    let token = bearer(headers).ok_or_else(|| {
-        ApiError::unauthorized("missing bearer token in the Authorization header")
-    })?;
-    let user_id = state
-        .keys
-        .verify(token)
-        .ok_or_else(|| ApiError::unauthorized("invalid or expired access token"))?;
-    if access == Access::Operators && !is_operator(state, user_id).await? {
+    let user = AuthUser::from_headers(headers, state)?;
+    if access == Access::Operators && !is_operator(state, user.id).await? {
         return Err(ApiError::forbidden(
             "operators_only",
             "only operators may read this",
