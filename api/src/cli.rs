@@ -190,7 +190,7 @@ fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
+    rand::rng().fill_bytes(&mut bytes);
     let secret = hex::encode(bytes);
     write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a JWT secret");

@@ -101,7 +101,7 @@ async fn ingest(app: &TestApp, kind: Kind, spec: &SourceSpec, opts: &RunOptions)
 }
 
 async fn scalar(app: &TestApp, sql: &str, source: &str) -> i64 {
-    let (n,): (i64,) = sqlx::query_as(sql)
+    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(source)
         .fetch_one(app.db().pool())
         .await

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{assert_problem, TestApp, TestUser};
-use rand::seq::SliceRandom;
+use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
@@ -273,20 +273,20 @@ async fn the_index_equals_a_rebuild_from_sql_after_random_changes(app: TestApp) 
     ];
     let mut parties: Vec<(i64, usize)> = Vec::new();
     for _ in 0..300 {
-        let op = rng.gen_range(0..10);
+        let op = rng.random_range(0..10);
         if parties.is_empty() || op < 3 {
-            let leader = rng.gen_range(0..users.len());
+            let leader = rng.random_range(0..users.len());
             let at = (
-                37.4 + rng.gen::<f64>() * 0.3,
-                126.8 + rng.gen::<f64>() * 0.4,
+                37.4 + rng.random::<f64>() * 0.3,
+                126.8 + rng.random::<f64>() * 0.4,
             );
             let item = *items.choose(&mut rng).unwrap();
-            let id = create_at(&app, &users[leader], at, item, rng.gen_range(2..5)).await;
+            let id = create_at(&app, &users[leader], at, item, rng.random_range(2..5)).await;
             parties.push((id, leader));
             continue;
         }
         let (id, leader) = *parties.choose(&mut rng).unwrap();
-        let user = &users[rng.gen_range(0..users.len())];
+        let user = &users[rng.random_range(0..users.len())];
         let _ = match op {
             3..=5 => {
                 app.post(
@@ -304,7 +304,7 @@ async fn the_index_equals_a_rebuild_from_sql_after_random_changes(app: TestApp) 
                 app.patch(
                     &users[leader],
                     &format!("/api/v1/parties/{id}"),
-                    &json!({"title": format!("t{}", rng.gen::<u16>())}),
+                    &json!({"title": format!("t{}", rng.random::<u16>())}),
                 )
                 .await
             }

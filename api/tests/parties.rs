@@ -35,10 +35,12 @@ on_both_backends!(
 const HOUR: i64 = 3600 * 1000;
 
 async fn count(app: &TestApp, table: &str) -> i64 {
-    let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(app.db().pool())
-        .await
-        .unwrap();
+    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
+        "SELECT COUNT(*) FROM {table}"
+    )))
+    .fetch_one(app.db().pool())
+    .await
+    .unwrap();
     n
 }
 

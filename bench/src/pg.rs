@@ -167,7 +167,7 @@ impl PgSession {
                 .await
                 .context("SET jit = off")?;
         }
-        sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
+        sqlx::raw_sql(sqlx::AssertSqlSafe(&*format!("CREATE SCHEMA {schema}")))
             .execute(&mut conn)
             .await
             .with_context(|| format!("CREATE SCHEMA {schema}"))?;
@@ -189,10 +189,13 @@ impl PgSession {
         }
         path.push("public".to_owned());
         let quoted: Vec<String> = path.iter().map(|s| format!("\"{s}\"")).collect();
-        sqlx::raw_sql(&format!("SET search_path TO {}", quoted.join(", ")))
-            .execute(&mut self.conn)
-            .await
-            .context("SET search_path")?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(&*format!(
+            "SET search_path TO {}",
+            quoted.join(", ")
+        )))
+        .execute(&mut self.conn)
+        .await
+        .context("SET search_path")?;
         Ok(())
     }
 
@@ -239,10 +242,10 @@ impl PgSession {
             let (schema, version) = match installed {
                 Some(found) => found,
                 None => {
-                    sqlx::raw_sql(&format!(
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(&*format!(
                         "CREATE EXTENSION IF NOT EXISTS {ext} SCHEMA {}",
                         self.schema
-                    ))
+                    )))
                     .execute(&mut self.conn)
                     .await
                     .with_context(|| format!("CREATE EXTENSION {ext}"))?;
@@ -262,7 +265,7 @@ impl PgSession {
             }
         }
         self.set_search_path().await?;
-        sqlx::raw_sql(&engine.create_table())
+        sqlx::raw_sql(sqlx::AssertSqlSafe(&*engine.create_table()))
             .execute(&mut self.conn)
             .await
             .with_context(|| format!("creating the {} table", engine.name()))?;
@@ -282,7 +285,7 @@ impl PgSession {
             let ids: Vec<i64> = chunk.iter().map(|p| p.0).collect();
             let lats: Vec<f64> = chunk.iter().map(|p| p.1.lat()).collect();
             let lngs: Vec<f64> = chunk.iter().map(|p| p.1.lng()).collect();
-            sqlx::query(&sql)
+            sqlx::query(sqlx::AssertSqlSafe(&*sql))
                 .bind(ids)
                 .bind(lats)
                 .bind(lngs)
@@ -296,11 +299,11 @@ impl PgSession {
             .execute(&mut self.conn)
             .await
             .context("SET maintenance_work_mem")?;
-        sqlx::raw_sql(&engine.create_index())
+        sqlx::raw_sql(sqlx::AssertSqlSafe(&*engine.create_index()))
             .execute(&mut self.conn)
             .await
             .with_context(|| format!("indexing the {} table", engine.name()))?;
-        sqlx::raw_sql(&format!("ANALYZE {}", engine.table()))
+        sqlx::raw_sql(sqlx::AssertSqlSafe(&*format!("ANALYZE {}", engine.table())))
             .execute(&mut self.conn)
             .await
             .context("ANALYZE")?;
@@ -355,17 +358,20 @@ impl PgSession {
         engine: Engine,
         at: LatLng,
     ) -> anyhow::Result<Vec<String>> {
-        sqlx::query_scalar(&format!("{explain} {}", engine.query()))
-            .bind(at.lat())
-            .bind(at.lng())
-            .fetch_all(&mut self.conn)
-            .await
-            .with_context(|| format!("{explain} of the {} query", engine.name()))
+        sqlx::query_scalar(sqlx::AssertSqlSafe(&*format!(
+            "{explain} {}",
+            engine.query()
+        )))
+        .bind(at.lat())
+        .bind(at.lng())
+        .fetch_all(&mut self.conn)
+        .await
+        .with_context(|| format!("{explain} of the {} query", engine.name()))
     }
 
     /// The engine's query at `at` through this session: `(id, distance_m)`, nearest first.
     pub async fn nearest(&mut self, engine: Engine, at: LatLng) -> anyhow::Result<Vec<(i64, f64)>> {
-        let rows = sqlx::query(&engine.query())
+        let rows = sqlx::query(sqlx::AssertSqlSafe(&*engine.query()))
             .bind(at.lat())
             .bind(at.lng())
             .fetch_all(&mut self.conn)
@@ -378,10 +384,13 @@ impl PgSession {
 
     /// Drops this run's schema (its tables, and any extension created in it) and disconnects.
     pub async fn cleanup(mut self) -> anyhow::Result<()> {
-        sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
-            .execute(&mut self.conn)
-            .await
-            .with_context(|| format!("DROP SCHEMA {}", self.schema))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(&*format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            self.schema
+        )))
+        .execute(&mut self.conn)
+        .await
+        .with_context(|| format!("DROP SCHEMA {}", self.schema))?;
         self.conn.close().await.context("closing the connection")?;
         Ok(())
     }

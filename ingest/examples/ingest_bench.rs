@@ -201,9 +201,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("peak RSS {:.1} MiB", peak_rss_mib().unwrap_or(f64::NAN));
     if let Some(schema) = schema {
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .execute(db.pool())
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(&*format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE"
+        )))
+        .execute(db.pool())
+        .await?;
     }
     db.close().await;
     std::fs::remove_dir_all(&dir).ok();

@@ -52,7 +52,7 @@ impl RetryPolicy {
         if half.is_zero() {
             return step;
         }
-        half + rand::thread_rng().gen_range(Duration::ZERO..=half)
+        half + rand::rng().random_range(Duration::ZERO..=half)
     }
 }
 

@@ -139,7 +139,7 @@ pub async fn join_party(
     if is_member(tx.conn(), party_id, user_id).await? {
         return Err(BookingError::AlreadyMember);
     }
-    let taken: Option<Party> = sqlx::query_as(&format!(
+    let taken: Option<Party> = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "UPDATE parties SET joined = joined + 1, \
          status = CASE WHEN joined + 1 >= capacity THEN '{full}' ELSE status END, \
          version = version + 1, updated_at = $2 \
@@ -147,7 +147,7 @@ pub async fn join_party(
          RETURNING {COLUMNS}",
         full = status::FULL,
         recruiting = status::RECRUITING,
-    ))
+    )))
     .bind(party_id)
     .bind(now)
     .fetch_optional(tx.conn())
@@ -202,7 +202,7 @@ pub async fn leave_party(
     if left == 0 {
         return Err(BookingError::NotMember);
     }
-    let freed: Option<Party> = sqlx::query_as(&format!(
+    let freed: Option<Party> = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "UPDATE parties SET joined = joined - 1, \
          status = CASE WHEN status = '{full}' THEN '{recruiting}' ELSE status END, \
          version = version + 1, updated_at = $2 \
@@ -210,7 +210,7 @@ pub async fn leave_party(
          RETURNING {COLUMNS}",
         full = status::FULL,
         recruiting = status::RECRUITING,
-    ))
+    )))
     .bind(party_id)
     .bind(now)
     .fetch_optional(tx.conn())

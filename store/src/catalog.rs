@@ -338,7 +338,7 @@ async fn stored_rows<R: CatalogRow>(
             json_elements(dialect, 2)
         ),
     };
-    let stored = sqlx::query_as::<_, Stored<R>>(&sql)
+    let stored = sqlx::query_as::<_, Stored<R>>(sqlx::AssertSqlSafe(&*sql))
         .bind(source)
         .bind(ids)
         .fetch_all(conn)
@@ -438,7 +438,7 @@ async fn write_rows<R: CatalogRow>(
         updates = updates.join(", "),
         returning = if want_ids { " RETURNING id" } else { "" },
     );
-    let q = sqlx::query(&sql)
+    let q = sqlx::query(sqlx::AssertSqlSafe(&*sql))
         .bind(source)
         .bind(now)
         .bind(now)
@@ -475,7 +475,7 @@ async fn stamp_seen(
         table.as_str(),
         in_json_ids(dialect, 2)
     );
-    sqlx::query(&sql)
+    sqlx::query(sqlx::AssertSqlSafe(&*sql))
         .bind(run)
         .bind(json_array(ids)?)
         .execute(conn)
@@ -576,7 +576,7 @@ pub async fn vanished_ids(
          AND (seen_run IS NULL OR seen_run < $2)",
         table.as_str()
     );
-    let mut rows = sqlx::query_as::<_, (i64, String)>(&sql)
+    let mut rows = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(&*sql))
         .bind(source)
         .bind(run.unwrap_or(i64::MAX))
         .fetch(db.pool());
@@ -618,7 +618,7 @@ pub async fn deactivate(db: &Db, table: Table, ids: &[i64], now: i64) -> Result<
         table.as_str(),
         in_json_ids(tx.dialect(), 2)
     );
-    let done = sqlx::query(&sql)
+    let done = sqlx::query(sqlx::AssertSqlSafe(&*sql))
         .bind(now)
         .bind(json_array(ids)?)
         .execute(tx.conn())

@@ -152,12 +152,12 @@ pub async fn finish_run(
 }
 
 pub async fn get_run(db: &Db, id: i64) -> Result<Option<IngestRun>> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM ingest_runs WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(db.pool())
-            .await?,
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
+        "SELECT {COLUMNS} FROM ingest_runs WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?)
 }
 
 /// Filters for [`list_runs`]; empty fields do not filter.
@@ -193,7 +193,7 @@ pub async fn list_runs(
         limit + 1
     );
     let rows: Vec<IngestRun> = f
-        .bind_all(sqlx::query_as(&sql))
+        .bind_all(sqlx::query_as(sqlx::AssertSqlSafe(&*sql)))
         .fetch_all(db.pool())
         .await?;
     Ok(cursor::page(rows, limit, |r| r.id))

@@ -42,12 +42,12 @@ pub async fn get_item(db: &Db, id: i64) -> Result<Option<Item>> {
 }
 
 pub async fn get_item_on(conn: &mut AnyConnection, id: i64) -> Result<Option<Item>> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM items WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?,
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
+        "SELECT {COLUMNS} FROM items WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// A page of items in id order, after `after` (exclusive), and the cursor of the next page.
@@ -74,7 +74,7 @@ pub async fn list_items(
         limit + 1
     );
     let rows: Vec<Item> = f
-        .bind_all(sqlx::query_as(&sql))
+        .bind_all(sqlx::query_as(sqlx::AssertSqlSafe(&*sql)))
         .fetch_all(db.pool())
         .await?;
     Ok(cursor::page(rows, limit, |i| i.id))

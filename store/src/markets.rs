@@ -43,12 +43,12 @@ pub async fn get_market(db: &Db, id: i64) -> Result<Option<Market>> {
 }
 
 pub async fn get_market_on(conn: &mut AnyConnection, id: i64) -> Result<Option<Market>> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM markets WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?,
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
+        "SELECT {COLUMNS} FROM markets WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// A page of markets in id order, after `after` (exclusive), and the cursor of the next page.
@@ -78,7 +78,7 @@ pub async fn list_markets(
         limit + 1
     );
     let rows: Vec<Market> = f
-        .bind_all(sqlx::query_as(&sql))
+        .bind_all(sqlx::query_as(sqlx::AssertSqlSafe(&*sql)))
         .fetch_all(db.pool())
         .await?;
     Ok(cursor::page(rows, limit, |m| m.id))
@@ -94,9 +94,9 @@ pub async fn count_markets(db: &Db) -> Result<i64> {
 
 /// Active markets that have coordinates (what the nearby index holds).
 pub async fn list_located_markets(db: &Db) -> Result<Vec<Market>> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "SELECT {COLUMNS} FROM markets WHERE active = 1 AND lat IS NOT NULL AND lng IS NOT NULL ORDER BY id"
-    ))
+    )))
     .fetch_all(db.pool())
     .await?)
 }

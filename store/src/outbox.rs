@@ -84,7 +84,7 @@ pub async fn relay_once(db: &Db, bus: &dyn Bus, now: i64, batch: i64) -> Result<
         "UPDATE outbox SET sent_at = $1 WHERE id IN ({})",
         placeholders.join(", ")
     );
-    let mut update = sqlx::query(&sql).bind(now);
+    let mut update = sqlx::query(sqlx::AssertSqlSafe(&*sql)).bind(now);
     for row in &rows {
         update = update.bind(row.id);
     }

@@ -124,12 +124,12 @@ pub async fn get_party(db: &Db, id: i64) -> Result<Option<Party>> {
 }
 
 pub async fn get_party_on(conn: &mut AnyConnection, id: i64) -> Result<Option<Party>> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM parties WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?,
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
+        "SELECT {COLUMNS} FROM parties WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// Creates a party with its leader as the first member.
@@ -161,12 +161,12 @@ pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, Pa
         .await?
         .filter(|i| i.active == 1)
         .ok_or(PartyError::ItemNotFound)?;
-    let party: Party = sqlx::query_as(&format!(
+    let party: Party = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "INSERT INTO parties (leader_id, market_id, item_id, title, description, capacity, joined, \
          price_per_share, meet_at, deadline_at, status, lat, lng, version, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, '{}', $10, $11, 1, $12, $12) RETURNING {COLUMNS}",
         status::RECRUITING
-    ))
+    )))
     .bind(new.leader_id)
     .bind(new.market_id)
     .bind(new.item_id)
@@ -226,7 +226,7 @@ pub async fn update_party(
         return Err(PartyError::MeetInPast);
     }
     let mut tx = db.begin().await?;
-    let updated: Option<Party> = sqlx::query_as(&format!(
+    let updated: Option<Party> = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "UPDATE parties SET title = COALESCE($3, title), description = COALESCE($4, description), \
          meet_at = COALESCE($5, meet_at), version = version + 1, updated_at = $6 \
          WHERE id = $1 AND leader_id = $2 AND status IN ('{}', '{}', '{}') AND meet_at > $6 \
@@ -234,7 +234,7 @@ pub async fn update_party(
         status::RECRUITING,
         status::FULL,
         status::CLOSED
-    ))
+    )))
     .bind(id)
     .bind(leader_id)
     .bind(&patch.title)
@@ -287,7 +287,7 @@ pub async fn cancel_party(
     now: i64,
 ) -> Result<Party, PartyError> {
     let mut tx = db.begin().await?;
-    let cancelled: Option<Party> = sqlx::query_as(&format!(
+    let cancelled: Option<Party> = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "UPDATE parties SET status = '{}', cancel_reason = $3, version = version + 1, updated_at = $4 \
          WHERE id = $1 AND leader_id = $2 AND status IN ('{}', '{}', '{}') AND meet_at > $4 \
          RETURNING {COLUMNS}",
@@ -295,7 +295,7 @@ pub async fn cancel_party(
         status::RECRUITING,
         status::FULL,
         status::CLOSED
-    ))
+    )))
     .bind(id)
     .bind(leader_id)
     .bind(reason)
@@ -349,7 +349,7 @@ pub async fn list_parties(
         limit + 1
     );
     let rows: Vec<Party> = f
-        .bind_all(sqlx::query_as(&sql))
+        .bind_all(sqlx::query_as(sqlx::AssertSqlSafe(&*sql)))
         .fetch_all(db.pool())
         .await?;
     Ok(cursor::page(rows, limit, |p| p.id))
@@ -395,7 +395,7 @@ pub async fn list_user_parties(
          WHERE p.id < $2 {role_clause} ORDER BY p.id DESC LIMIT {}",
         limit + 1
     );
-    let rows: Vec<MyParty> = sqlx::query_as(&sql)
+    let rows: Vec<MyParty> = sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
         .bind(user_id)
         .bind(before.unwrap_or(i64::MAX))
         .fetch_all(db.pool())
@@ -410,11 +410,11 @@ pub async fn user_exists(db: &Db, user_id: i64) -> Result<bool> {
 
 /// Every party that can still be booked or is full (what the nearby index holds).
 pub async fn list_open_parties(db: &Db) -> Result<Vec<Party>> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "SELECT {COLUMNS} FROM parties WHERE status IN ('{}', '{}') ORDER BY id",
         status::RECRUITING,
         status::FULL
-    ))
+    )))
     .fetch_all(db.pool())
     .await?)
 }

@@ -89,8 +89,8 @@ impl Filter {
     /// Binds the values in placeholder order.
     pub fn bind_all<'q, O>(
         &self,
-        mut query: QueryAs<'q, Any, O, AnyArguments<'q>>,
-    ) -> QueryAs<'q, Any, O, AnyArguments<'q>> {
+        mut query: QueryAs<'q, Any, O, AnyArguments>,
+    ) -> QueryAs<'q, Any, O, AnyArguments> {
         for v in &self.values {
             query = match v {
                 Value::I64(n) => query.bind(*n),

@@ -56,9 +56,9 @@ const COLUMNS: &str = "party_id, state, rate_per_min, auto_opened, admitted_tota
 
 /// The party's room, if it was ever turned on.
 pub async fn get_room(db: &Db, party_id: i64) -> Result<Option<Room>> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "SELECT {COLUMNS} FROM waiting_rooms WHERE party_id = $1"
-    ))
+    )))
     .bind(party_id)
     .fetch_optional(db.pool())
     .await?)
@@ -68,13 +68,13 @@ pub async fn get_room(db: &Db, party_id: i64) -> Result<Option<Room>> {
 /// resets a paused room to open. Returns the room as it is now.
 pub async fn open_room(db: &Db, party_id: i64, rate_per_min: i64, now: i64) -> Result<Room> {
     let mut tx = db.begin().await?;
-    let room: Room = sqlx::query_as(&format!(
+    let room: Room = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "INSERT INTO waiting_rooms (party_id, state, rate_per_min, auto_opened, opened_at, updated_at) \
          VALUES ($1, '{open}', $2, 0, $3, $3) \
          ON CONFLICT (party_id) DO UPDATE SET state = '{open}', rate_per_min = $2, \
          close_reason = NULL, updated_at = $3 RETURNING {COLUMNS}",
         open = state::OPEN
-    ))
+    )))
     .bind(party_id)
     .bind(rate_per_min)
     .bind(now)
@@ -88,11 +88,11 @@ pub async fn open_room(db: &Db, party_id: i64, rate_per_min: i64, now: i64) -> R
 /// leader's pause or a close stands). Returns whether this call turned it on.
 pub async fn auto_open_room(db: &Db, party_id: i64, rate_per_min: i64, now: i64) -> Result<bool> {
     let mut tx = db.begin().await?;
-    let done = sqlx::query(&format!(
+    let done = sqlx::query(sqlx::AssertSqlSafe(&*format!(
         "INSERT INTO waiting_rooms (party_id, state, rate_per_min, auto_opened, opened_at, updated_at) \
          VALUES ($1, '{}', $2, 1, $3, $3) ON CONFLICT (party_id) DO NOTHING",
         state::OPEN
-    ))
+    )))
     .bind(party_id)
     .bind(rate_per_min)
     .bind(now)
@@ -118,10 +118,10 @@ pub async fn change_state(
         .collect::<Vec<_>>()
         .join(", ");
     let mut tx = db.begin().await?;
-    let room: Option<Room> = sqlx::query_as(&format!(
+    let room: Option<Room> = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "UPDATE waiting_rooms SET state = $2, close_reason = $3, updated_at = $4 \
          WHERE party_id = $1 AND state IN ({allowed}) RETURNING {COLUMNS}"
-    ))
+    )))
     .bind(party_id)
     .bind(to)
     .bind(reason)
@@ -134,11 +134,11 @@ pub async fn change_state(
 
 /// Rooms the admitter looks after: open or paused.
 pub async fn list_live_rooms(db: &Db) -> Result<Vec<Room>> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "SELECT {COLUMNS} FROM waiting_rooms WHERE state IN ('{}', '{}') ORDER BY party_id",
         state::OPEN,
         state::PAUSED
-    ))
+    )))
     .fetch_all(db.pool())
     .await?)
 }

@@ -40,7 +40,7 @@ pub fn unique_name(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    format!("{prefix}_{secs}_{:08x}", rand::thread_rng().gen::<u32>())
+    format!("{prefix}_{secs}_{:08x}", rand::rng().random::<u32>())
 }
 
 /// Creates a fresh PostgreSQL schema and returns a URL whose connections use it. Schemas that
@@ -69,14 +69,16 @@ pub async fn fresh_pg_url(base: &str) -> String {
         for (name,) in old {
             let secs = name.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
             if secs.is_some_and(|s| s < cutoff) {
-                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .execute(admin.pool())
-                    .await;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(&*format!(
+                    "DROP SCHEMA IF EXISTS {name} CASCADE"
+                )))
+                .execute(admin.pool())
+                .await;
             }
         }
     }
     let schema = unique_name("gt");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+    sqlx::query(sqlx::AssertSqlSafe(&*format!("CREATE SCHEMA {schema}")))
         .execute(admin.pool())
         .await
         .expect("create test schema");

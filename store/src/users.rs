@@ -44,10 +44,10 @@ pub async fn insert_user(
     now: i64,
 ) -> Result<User, SignupError> {
     let mut tx = db.begin().await?;
-    let inserted = sqlx::query_as::<_, User>(&format!(
+    let inserted = sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(&*format!(
         "INSERT INTO users (email, password_hash, nickname, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $4) RETURNING {USER_COLUMNS}"
-    ))
+    )))
     .bind(email)
     .bind(password_hash)
     .bind(nickname)
@@ -66,12 +66,12 @@ pub async fn insert_user(
 
 /// A user by id.
 pub async fn get_user(db: &Db, id: i64) -> Result<Option<User>> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(db.pool())
-            .await?,
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?)
 }
 
 /// A user and their password hash, by normalised email, for logging in.
@@ -82,9 +82,9 @@ pub async fn find_login(db: &Db, email: &str) -> Result<Option<(User, String)>> 
         user: User,
         password_hash: String,
     }
-    let row: Option<Row> = sqlx::query_as(&format!(
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1"
-    ))
+    )))
     .bind(email)
     .fetch_optional(db.pool())
     .await?;

@@ -58,12 +58,14 @@ fn text(rng: &mut StdRng) -> String {
         "--",
         ";",
     ];
-    let n = rng.gen_range(1..12);
-    (0..n).map(|_| POOL[rng.gen_range(0..POOL.len())]).collect()
+    let n = rng.random_range(1..12);
+    (0..n)
+        .map(|_| POOL[rng.random_range(0..POOL.len())])
+        .collect()
 }
 
 fn maybe_text(rng: &mut StdRng) -> Option<String> {
-    rng.gen_bool(0.8).then(|| text(rng))
+    rng.random_bool(0.8).then(|| text(rng))
 }
 
 /// Counts as validation lets them through (0 to 1e9), with the awkward ones weighted in.
@@ -79,11 +81,11 @@ fn count(rng: &mut StdRng) -> Option<f64> {
         123456.789,
         999_999_999.999_999_9,
     ];
-    match rng.gen_range(0..10) {
+    match rng.random_range(0..10) {
         0 => None,
-        1 | 2 => Some(EDGES[rng.gen_range(0..EDGES.len())]),
-        3 => Some(rng.gen_range(0..1_000_000_000) as f64),
-        _ => Some(rng.gen_range(0.0..1e9) / 10f64.powi(rng.gen_range(0..12))),
+        1 | 2 => Some(EDGES[rng.random_range(0..EDGES.len())]),
+        3 => Some(rng.random_range(0..1_000_000_000) as f64),
+        _ => Some(rng.random_range(0.0..1e9) / 10f64.powi(rng.random_range(0..12))),
     }
 }
 
@@ -105,14 +107,14 @@ fn items(rng: &mut StdRng) -> Vec<ItemRow> {
 fn markets(rng: &mut StdRng) -> Vec<MarketRow> {
     (0..ROWS)
         .map(|i| {
-            let located = rng.gen_bool(0.9);
+            let located = rng.random_bool(0.9);
             MarketRow {
                 source_id: format!("{i:05}{}", text(rng)),
                 name: text(rng),
                 kind: text(rng),
                 road_address: maybe_text(rng),
-                lat: located.then(|| rng.gen_range(33.0..=39.0)),
-                lng: located.then(|| rng.gen_range(124.0..=132.0)),
+                lat: located.then(|| rng.random_range(33.0..=39.0)),
+                lng: located.then(|| rng.random_range(124.0..=132.0)),
                 area_code: maybe_text(rng),
             }
         })
@@ -129,7 +131,7 @@ async fn stored<R: CatalogRow + std::fmt::Debug>(db: &Db, source: &str) -> Vec<R
         "SELECT {columns} FROM {} WHERE source = $1 ORDER BY id",
         R::TABLE.as_str()
     );
-    sqlx::query_as::<_, R>(&sql)
+    sqlx::query_as::<_, R>(sqlx::AssertSqlSafe(&*sql))
         .bind(source)
         .fetch_all(db.pool())
         .await
