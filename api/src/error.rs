@@ -85,15 +85,8 @@ impl ApiError {
     }
 
     /// An internal failure: logged here with its cause chain, answered with an opaque 500.
-    pub fn internal(err: impl std::error::Error) -> Self {
-        let mut chain = err.to_string();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            chain.push_str(": ");
-            chain.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        tracing::error!(error = %chain, "internal error");
+    pub fn internal(err: impl std::error::Error + 'static) -> Self {
+        tracing::error!(error = %store::error::chain(&err), "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",

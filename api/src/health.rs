@@ -93,9 +93,20 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     let (size, idle) = state.db.pool_stats();
+    // How far each durable outbox consumer is behind (events it has not processed yet).
+    let lags = match store::consumers::lags(&state.db).await {
+        Ok(lags) => lags,
+        Err(err) => {
+            tracing::warn!(error = %store::error::chain(&err), "metrics: consumer lag unreadable");
+            Vec::new()
+        }
+    };
     state.metrics.record(|| {
         metrics::gauge!("db_pool_connections").set(size as f64);
         metrics::gauge!("db_pool_idle_connections").set(idle as f64);
+        for (consumer, lag) in lags {
+            metrics::gauge!("outbox_consumer_lag", "consumer" => consumer).set(lag as f64);
+        }
     });
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

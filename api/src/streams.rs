@@ -66,9 +66,7 @@ impl Drop for StreamSlot {
 }
 
 /// The bus topic told when a user's sessions end.
-pub fn session_topic(user_id: i64) -> String {
-    format!("sessions.{user_id}")
-}
+pub use store::topics::sessions as session_topic;
 
 /// Tells every instance that `user_id`'s sessions ended, so their open streams close.
 pub async fn end_streams(state: &AppState, user_id: i64) {

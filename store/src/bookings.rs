@@ -10,10 +10,10 @@ use sqlx::{AnyConnection, FromRow};
 
 use crate::db::Db;
 use crate::error::{is_unique_violation, Result};
-use crate::events::party_kind;
 use crate::parties::{
     get_party_on, status, users_banned_until, write_event, Party, PartyEvent, COLUMNS,
 };
+use crate::topics::party_kind;
 
 /// Why a join or leave was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -26,19 +26,10 @@ use crate::error::{Error, Result};
 use crate::live::{Cache, LiveError};
 use crate::outbox;
 
-/// Topic of market changes; the nearby index reloads its markets on any event there.
-pub const MARKETS_TOPIC: &str = "markets";
-
-/// Event kinds on [`MARKETS_TOPIC`]. The payload is [`MarketIds`].
-pub mod market_kind {
-    /// Markets inserted or changed (coordinates, name, kind, reactivation).
-    pub const UPSERTED: &str = "market.upserted";
-    /// Markets that vanished from their source and were marked inactive.
-    pub const DEACTIVATED: &str = "market.deactivated";
-}
+pub use crate::topics::{market_kind, MARKETS_TOPIC};
 
 /// Payload of the market events.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct MarketIds {
     pub ids: Vec<i64>,
 }

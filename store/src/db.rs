@@ -12,7 +12,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::AnyConnection;
 use sqlx::{Any, AnyPool, Executor};
-use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
+use tokio::sync::{watch, Mutex, Notify, OwnedMutexGuard};
 
 use crate::error::{Error, Result};
 
@@ -61,6 +61,8 @@ struct Inner {
     sqlite_writer: Arc<Mutex<()>>,
     /// Woken after every commit, so the outbox relay publishes at once instead of on its next poll.
     committed: Notify,
+    /// Counts commits, for any number of waiters (the durable outbox consumers).
+    commits: watch::Sender<u64>,
 }
 
 impl Db {
@@ -93,6 +95,7 @@ impl Db {
                 dialect,
                 sqlite_writer: Arc::new(Mutex::new(())),
                 committed: Notify::new(),
+                commits: watch::Sender::new(0),
             }),
         })
     }
@@ -149,6 +152,11 @@ impl Db {
         self.inner.committed.notified().await
     }
 
+    /// A receiver that changes after every commit made through this handle.
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.inner.commits.subscribe()
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.inner.pool).await?;
@@ -188,6 +196,7 @@ impl Tx {
         tx.commit().await?;
         drop(_writer);
         db.inner.committed.notify_one();
+        db.inner.commits.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }
 }

@@ -13,6 +13,7 @@
 pub mod bookings;
 pub mod catalog;
 pub mod clock;
+pub mod consumers;
 pub mod cursor;
 pub mod db;
 pub mod error;
@@ -28,6 +29,7 @@ mod query;
 pub mod rooms;
 pub mod testing;
 pub mod tokens;
+pub mod topics;
 pub mod users;
 
 pub use clock::Clock;

@@ -14,8 +14,8 @@ use tokio::sync::watch;
 
 use crate::db::{Db, Dialect};
 use crate::error::{Error, Result};
-use crate::events::Envelope;
 use crate::live::Bus;
+use crate::topics::Envelope;
 use crate::Clock;
 
 /// Writes one event into the outbox on `conn` (the caller's transaction).
@@ -93,15 +93,36 @@ pub async fn relay_once(db: &Db, bus: &dyn Bus, now: i64, batch: i64) -> Result<
     Ok(rows.len())
 }
 
-/// Deletes events sent more than `keep_ms` ago. Returns how many.
+/// How long an event is kept for a consumer that never catches up (one removed from the code, or
+/// stuck): past this it is deleted anyway, and the prune says so in the log.
+pub const MAX_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// Deletes events sent more than `keep_ms` ago that every durable consumer has processed, and any
+/// event older than [`MAX_RETENTION_MS`]. Returns how many.
 pub async fn prune(db: &Db, now: i64, keep_ms: i64) -> Result<u64> {
     let mut tx = db.begin().await?;
-    let done = sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1")
-        .bind(now - keep_ms)
+    let done = sqlx::query(
+        "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1 AND NOT EXISTS \
+         (SELECT 1 FROM outbox_consumers c \
+          WHERE outbox.tx > c.last_tx OR (outbox.tx = c.last_tx AND outbox.id > c.last_id))",
+    )
+    .bind(now - keep_ms)
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    let expired = sqlx::query("DELETE FROM outbox WHERE created_at < $1")
+        .bind(now - MAX_RETENTION_MS)
         .execute(tx.conn())
-        .await?;
+        .await?
+        .rows_affected();
     tx.commit().await?;
-    Ok(done.rows_affected())
+    if expired > 0 {
+        tracing::warn!(
+            events = expired,
+            "outbox events past the retention deleted before every consumer processed them"
+        );
+    }
+    Ok(done + expired)
 }
 
 /// Runs the relay until `shutdown` turns true: publishes right after each local commit, and polls
@@ -122,7 +143,7 @@ pub async fn run_relay(
                 Ok(n) if n as i64 == BATCH => continue,
                 Ok(_) => break,
                 Err(err) => {
-                    tracing::warn!(error = %err, "outbox relay failed; retrying");
+                    tracing::warn!(error = %crate::error::chain(&err), "outbox relay failed; retrying");
                     break;
                 }
             }
@@ -131,7 +152,7 @@ pub async fn run_relay(
         if now - last_prune > 3_600_000 {
             last_prune = now;
             if let Err(err) = prune(&db, now, KEEP_MS).await {
-                tracing::warn!(error = %err, "outbox prune failed");
+                tracing::warn!(error = %crate::error::chain(&err), "outbox prune failed");
             }
         }
         tokio::select! {

@@ -7,8 +7,8 @@ use sqlx::{AnyConnection, FromRow};
 use crate::cursor;
 use crate::db::Db;
 use crate::error::Result;
-use crate::events::{party_kind, PARTIES_TOPIC};
 use crate::query::Filter;
+use crate::topics::{party_kind, PARTIES_TOPIC};
 use crate::{items, markets, outbox, users};
 
 /// Party statuses, as stored.

@@ -177,16 +177,17 @@ impl NearbyIndex {
     }
 
     async fn apply_envelope(&self, db: &Db, envelope: Envelope) -> Result<(), store::Error> {
-        let Some(party) = envelope.data.get("party").cloned() else {
-            return Ok(());
-        };
-        let party: Party = match serde_json::from_value(party) {
-            Ok(p) => p,
+        let event = match envelope.event() {
+            Ok(event) => event,
             Err(err) => {
-                tracing::warn!(event.id = envelope.id, error = %err, "unreadable party event skipped");
+                tracing::warn!(event.id = envelope.id, kind = %envelope.kind, error = %err, "unreadable party event skipped");
                 return Ok(());
             }
         };
+        let Some(change) = event.party_change() else {
+            return Ok(());
+        };
+        let party = change.party.clone();
         let category = match self.category_of(party.item_id) {
             Some(c) => c,
             None => {

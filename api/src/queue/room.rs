@@ -16,7 +16,7 @@ use crate::time::Timestamp;
 
 /// Bus topic of one room's changes; every instance's followers of that room listen to it.
 pub fn topic(party_id: i64) -> String {
-    format!("queue.{party_id}")
+    store::topics::queue(party_id)
 }
 
 /// What the bus carries for a room. Followers recompute their own spot on `Changed`.

@@ -1,0 +1,50 @@
+//! Bus topics, event kinds and the envelope events travel in, in one place. Imports none of our
+//! modules, so any module may name a topic or write an event without a cycle.
+
+use serde::{Deserialize, Serialize};
+
+/// What travels on the bus. `events::Event` reads it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Envelope {
+    /// The outbox row id.
+    pub id: i64,
+    pub kind: String,
+    /// When the change was committed, UTC unix ms.
+    pub at: i64,
+    pub data: serde_json::Value,
+}
+
+/// Topic of party lifecycle events (`party.*`).
+pub const PARTIES_TOPIC: &str = "parties";
+
+/// Topic of market changes; the nearby index reloads its markets on any event there.
+pub const MARKETS_TOPIC: &str = "markets";
+
+/// A waiting room's notices (`queue.{party}`).
+pub fn queue(party_id: i64) -> String {
+    format!("queue.{party_id}")
+}
+
+/// Told when a user's sessions end, so their open streams close (`sessions.{user}`).
+pub fn sessions(user_id: i64) -> String {
+    format!("sessions.{user_id}")
+}
+
+/// Event kinds on [`PARTIES_TOPIC`].
+pub mod party_kind {
+    pub const CREATED: &str = "party.created";
+    pub const UPDATED: &str = "party.updated";
+    pub const CANCELLED: &str = "party.cancelled";
+    pub const FULL: &str = "party.full";
+    pub const REOPENED: &str = "party.reopened";
+    pub const JOINED: &str = "party.member_joined";
+    pub const LEFT: &str = "party.member_left";
+}
+
+/// Event kinds on [`MARKETS_TOPIC`]. The payload is `catalog::MarketIds`.
+pub mod market_kind {
+    /// Markets inserted or changed (coordinates, name, kind, reactivation).
+    pub const UPSERTED: &str = "market.upserted";
+    /// Markets that vanished from their source and were marked inactive.
+    pub const DEACTIVATED: &str = "market.deactivated";
+}
