@@ -20,7 +20,7 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Where `/metrics` is served when it has a listener of its own.
     pub metrics_addr: Option<SocketAddr>,
-    shutdown: watch::Sender<bool>,
+    state: AppState,
     http: JoinHandle<std::io::Result<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -37,7 +37,8 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
-    let (shutdown, stop) = watch::channel(false);
+    // One signal for the whole app: the listener, every background task and every open stream.
+    let stop = state.stopping();
     // Subscribe and load before accepting requests, so the first answer is already complete.
     let subscriptions =
         crate::nearby::index::load(&state.nearby, &state.db, state.live.bus.as_ref())
@@ -127,12 +128,12 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
             }
         }));
     }
-    let app = crate::http::router(state);
+    let app = crate::http::router(state.clone());
     let http = tokio::spawn(listener::serve(listener, app, limits, stop));
     Ok(Server {
         addr,
         metrics_addr,
-        shutdown,
+        state,
         http,
         tasks,
     })
@@ -193,10 +194,10 @@ where
 }
 
 impl Server {
-    /// Stops accepting connections, lets in-flight requests finish for up to `grace`, then stops
-    /// the background tasks.
+    /// Stops accepting connections, ends open event streams, lets in-flight requests finish for
+    /// up to `grace`, then waits for the background tasks.
     pub async fn shutdown(self, grace: Duration) {
-        let _ = self.shutdown.send(true);
+        let _ = self.state.shutdown.send(true);
         match tokio::time::timeout(grace, self.http).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(err))) => tracing::error!(error = %err, "server stopped with an error"),

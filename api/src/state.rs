@@ -212,6 +212,8 @@ pub struct App {
     pub streams: Arc<crate::streams::StreamCounts>,
     /// This app's metrics (`/metrics`).
     pub metrics: Arc<crate::health::Metrics>,
+    /// Turns true once, at shutdown: every background loop and every open stream ends on it.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Names this process, e.g. as the holder of the admitter lease.
     pub instance_id: String,
     /// Admitter ticks finished by this process (whether or not it held the lease): lets a caller
@@ -237,6 +239,7 @@ impl AppState {
             rooms: crate::queue::RoomCache::default(),
             streams: Arc::default(),
             metrics: Arc::default(),
+            shutdown: tokio::sync::watch::Sender::new(false),
             instance_id: uuid::Uuid::new_v4().to_string(),
             admitter_ticks: std::sync::atomic::AtomicU64::new(0),
             settings,
@@ -245,6 +248,11 @@ impl AppState {
 
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// A receiver that turns true when the app shuts down.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     /// The latest meet (or deadline) time a client may set now.

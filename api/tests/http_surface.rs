@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_problem, Backend, TestApp};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 on_both_backends!(
     healthz_answers_ok,
@@ -362,3 +362,85 @@ async fn cors_allows_only_the_configured_origins_with_credentials(app: TestApp) 
 }
 
 on_both_backends!(with super::cors::settings() => cors_allows_only_the_configured_origins_with_credentials);
+
+/// A room with `user` waiting in it (rate 1 a minute and someone ahead, so `user` stays waiting).
+async fn waiting_in_a_room(app: &TestApp) -> (i64, common::TestUser) {
+    let leader = app.user("leader").await;
+    let id = app.party(&leader, 4).await["id"].as_i64().unwrap();
+    let res = app
+        .post(
+            &leader,
+            &format!("/api/v1/parties/{id}/queue/open"),
+            &json!({ "rate_per_min": 1 }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let ahead = app.user("ahead").await;
+    let user = app.user("waiting").await;
+    for u in [&ahead, &user] {
+        let res = app
+            .post(u, &format!("/api/v1/parties/{id}/queue"), &json!({}))
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    (id, user)
+}
+
+async fn a_stream_opens_with_a_ticket_once(app: TestApp) {
+    let (id, user) = waiting_in_a_room(&app).await;
+    let res = app
+        .post(&user, "/api/v1/auth/stream-ticket", &json!({}))
+        .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let ticket: Value = res.json().await.unwrap();
+    assert_eq!(ticket["expires_in"], 60);
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let events = format!("/api/v1/parties/{id}/queue/me/events?ticket={ticket}");
+    let mut stream = app.get(None, &events).await;
+    assert_eq!(stream.status(), 200);
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: position"));
+    // Used once: refused the second time, as is a ticket nobody issued.
+    let problem = assert_problem(app.get(None, &events).await, 401, "invalid_ticket").await;
+    assert_eq!(problem["field"], "ticket");
+    let bogus = format!("/api/v1/parties/{id}/queue/me/events?ticket=nope");
+    assert_problem(app.get(None, &bogus).await, 401, "invalid_ticket").await;
+    assert_problem(
+        app.post_anon("/api/v1/auth/stream-ticket", &json!({}))
+            .await,
+        401,
+        "unauthorized",
+    )
+    .await;
+}
+
+on_both_backends!(a_stream_opens_with_a_ticket_once);
+
+/// SIGTERM with a stream open: the server stops long before its grace period, and the stream's
+/// client sees the stream end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_streams_instead_of_waiting_out_the_grace() {
+    let app = TestApp::spawn(Backend::Embedded).await.unwrap();
+    let (id, user) = waiting_in_a_room(&app).await;
+    let mut stream = app
+        .get(
+            Some(&user),
+            &format!("/api/v1/parties/{id}/queue/me/events"),
+        )
+        .await;
+    assert_eq!(stream.status(), 200);
+    stream.chunk().await.unwrap().unwrap();
+    let grace = std::time::Duration::from_secs(120);
+    tokio::time::timeout(std::time::Duration::from_secs(60), app.shutdown_with(grace))
+        .await
+        .expect("shut down before the grace period ended");
+    let mut rest = Vec::new();
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk()).await {
+            Ok(Ok(Some(bytes))) => rest.extend_from_slice(&bytes),
+            Ok(Ok(None)) | Ok(Err(_)) => break,
+            Err(_) => panic!("the stream did not end"),
+        }
+    }
+}

@@ -174,7 +174,13 @@ pub async fn run(
         tokio::select! {
             _ = commits.changed() => {}
             _ = tokio::time::sleep(poll) => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stopped(&mut stop) => return,
         }
     }
+}
+
+/// Resolves once `stop` is true, holding no lock of the watch across the caller's awaits (so the
+/// loop stays `Send` for `tokio::spawn`).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

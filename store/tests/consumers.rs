@@ -118,6 +118,29 @@ async fn settle(db: &Db, consumer: &dyn Consumer, batch: i64, want: usize) -> st
     Ok(())
 }
 
+/// Waits until `n` outbox rows are below every running transaction (PostgreSQL; at once on
+/// SQLite), so the batches that follow see all of them and their boundaries are exact.
+async fn all_readable(db: &Db, n: i64) {
+    let sql = match db.dialect() {
+        store::Dialect::Sqlite => "SELECT COUNT(*) FROM outbox",
+        store::Dialect::Postgres => {
+            "SELECT COUNT(*) FROM outbox WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+        }
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (readable,): (i64,) = sqlx::query_as(sql).fetch_one(db.pool()).await.unwrap();
+        if readable >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{readable} of {n} readable"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 async fn processed(db: &Db, name: &str) -> Vec<i64> {
     let rows: Vec<(i64,)> =
         sqlx::query_as("SELECT party FROM effects WHERE consumer = $1 ORDER BY event_id")
@@ -133,6 +156,7 @@ async fn every_event_once_and_a_crash_leaves_nothing_half_done(db: Db) {
     for party in 1..=7 {
         write(&db, party).await;
     }
+    all_readable(&db, 7).await;
     let jobs = recorder("jobs");
     *jobs.fail_at.lock().unwrap() = Some(5);
     // Batches of three: 1-3 commit, then the batch 4-6 fails at 5 and rolls back whole.

@@ -54,7 +54,33 @@ contract!(
     counters_count_up_from_one,
     the_rate_limiter_refuses_past_the_limit_per_key,
     the_rate_limit_window_resets,
+    a_taken_value_goes_to_one_taker_only,
 );
+
+async fn a_taken_value_goes_to_one_taker_only(live: Live) {
+    let cache = live.cache.clone();
+    cache
+        .set("ticket", b"42", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let takers = (0..16).map(|_| {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.take("ticket").await.unwrap() })
+    });
+    let mut got = Vec::new();
+    for taker in takers {
+        if let Some(v) = taker.await.unwrap() {
+            got.push(v);
+        }
+    }
+    assert_eq!(
+        got,
+        vec![bytes::Bytes::from_static(b"42")],
+        "exactly one taker"
+    );
+    assert_eq!(cache.get("ticket").await.unwrap(), None);
+    assert_eq!(cache.take("missing").await.unwrap(), None);
+}
 
 async fn recv(sub: &mut store::live::Subscription) -> BusMessage {
     timeout(Duration::from_secs(5), sub.recv())

@@ -3,6 +3,7 @@
 mod extractor;
 pub mod jwt;
 pub mod password;
+pub mod tickets;
 mod types;
 
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use extractor::{bearer, AuthUser};
+pub use tickets::StreamUser;
 pub use types::{Email, Nickname, Password};
 
 use crate::error::{ApiError, ApiResult, Problem};
@@ -37,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(get_me))
+        .routes(routes!(tickets::create_stream_ticket))
 }
 
 #[derive(Deserialize, ToSchema)]

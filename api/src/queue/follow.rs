@@ -30,6 +30,7 @@ pub async fn follow(
     slot: StreamSlot,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let heartbeat = (state.settings.queue.stale_after / 3).max(Duration::from_millis(500));
+    let state_stopping = state.stopping();
     let mut touch = tokio::time::interval(heartbeat);
     touch.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let follower = Follower {
@@ -38,6 +39,7 @@ pub async fn follow(
         user_id,
         sub,
         sessions,
+        stopping: state_stopping,
         _slot: slot,
         touch,
         last: None,
@@ -58,6 +60,8 @@ struct Follower {
     sub: Subscription,
     /// Told when the user's sessions end (logout): the stream ends with `ended`.
     sessions: Subscription,
+    /// The app is shutting down: the stream ends, and the client reconnects to another instance.
+    stopping: tokio::sync::watch::Receiver<bool>,
     /// Counts this stream against the user's cap until it ends.
     _slot: StreamSlot,
     touch: Interval,
@@ -128,6 +132,10 @@ impl Follower {
                     touch_now = true;
                     self.dirty = true;
                 }
+                _ = stopped(&mut self.stopping) => {
+                    self.done = true;
+                    return None;
+                }
             }
         }
     }
@@ -155,6 +163,11 @@ impl Follower {
         self.last = Some(status);
         Ok(Some(event))
     }
+}
+
+/// Resolves once `stop` is true (the lock of the watch is not held across the caller's awaits).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// `position` while waiting; otherwise the state's name.

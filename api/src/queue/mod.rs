@@ -165,15 +165,15 @@ async fn leave_queue(
     params(("id" = i64, Path, description = "Party id")),
     responses(
         (status = 200, description = "An event stream; each event's data is a QueueStatus", content_type = "text/event-stream", body = String),
-        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_ticket`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_streams`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_in_queue`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`queue_off`", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn follow_my_queue_status(
     State(state): State<AppState>,
-    user: AuthUser,
     Path(id): Path<i64>,
+    user: crate::auth::StreamUser,
 ) -> ApiResult<impl IntoResponse> {
     let slot = state
         .streams

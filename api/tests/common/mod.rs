@@ -198,9 +198,14 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        self.shutdown_with(Duration::from_secs(5)).await;
+    }
+
+    /// Shuts down as SIGTERM does, allowing in-flight requests `grace`.
+    pub async fn shutdown_with(mut self, grace: Duration) {
         if let Some(server) = self.server.take() {
-            server.shutdown(Duration::from_secs(5)).await;
+            server.shutdown(grace).await;
         }
     }
 

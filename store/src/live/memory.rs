@@ -92,6 +92,12 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
+    async fn take(&self, key: &str) -> Result<Option<Bytes>, LiveError> {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(entries.remove(key).filter(|e| e.live(now)).map(|e| e.value))
+    }
+
     async fn incr(&self, key: &str) -> Result<i64, LiveError> {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());

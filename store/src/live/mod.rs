@@ -78,6 +78,9 @@ pub trait Cache: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, LiveError>;
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), LiveError>;
     async fn delete(&self, key: &str) -> Result<(), LiveError>;
+    /// Gets and deletes in one step: of concurrent takers of one key, exactly one gets the value
+    /// (single-use tokens).
+    async fn take(&self, key: &str) -> Result<Option<Bytes>, LiveError>;
     /// Adds one to a counter that never expires and returns the new value (starting from 1).
     /// Used as a generation number so one bump invalidates a whole family of cached entries.
     async fn incr(&self, key: &str) -> Result<i64, LiveError>;

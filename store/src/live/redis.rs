@@ -247,6 +247,16 @@ impl Cache for RedisCache {
         Ok(())
     }
 
+    async fn take(&self, key: &str) -> Result<Option<Bytes>, LiveError> {
+        let mut con = self.live.manager();
+        // GETDEL (Redis 6.2+): one command, so two takers cannot both read the value.
+        let value: Option<Vec<u8>> = redis::cmd("GETDEL")
+            .arg(self.live.key("cache", key))
+            .query_async(&mut con)
+            .await?;
+        Ok(value.map(Bytes::from))
+    }
+
     async fn incr(&self, key: &str) -> Result<i64, LiveError> {
         let mut con = self.live.manager();
         Ok(con.incr(self.live.key("cache", key), 1).await?)
