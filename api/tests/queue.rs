@@ -793,8 +793,8 @@ async fn two_instances_share_one_room_and_one_admitter() {
     let probe = a
         .state
         .live
-        .queue
-        .lease(api::queue::admitter::LEASE, "probe", a.state.now(), 1)
+        .lease
+        .acquire(api::queue::admitter::LEASE, "probe", a.state.now(), 1)
         .await
         .unwrap();
     assert!(!probe, "the lease is held");

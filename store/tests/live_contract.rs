@@ -55,7 +55,76 @@ contract!(
     the_rate_limiter_refuses_past_the_limit_per_key,
     the_rate_limit_window_resets,
     a_taken_value_goes_to_one_taker_only,
+    a_lease_has_one_holder_at_a_time,
+    the_holder_renews_its_lease,
+    an_expired_lease_can_be_taken_over,
+    a_released_lease_is_free_again_and_only_the_holder_can_release_it,
 );
+
+const T0: i64 = 1_700_000_000_000;
+
+async fn a_lease_has_one_holder_at_a_time(live: Live) {
+    let room = live.lease.clone();
+    assert!(room.acquire("admitter", "a", T0, 5_000).await.unwrap());
+    assert!(!room.acquire("admitter", "b", T0 + 1, 5_000).await.unwrap());
+    assert!(!room
+        .acquire("admitter", "b", T0 + 4_999, 5_000)
+        .await
+        .unwrap());
+    assert!(
+        room.acquire("other", "b", T0, 5_000).await.unwrap(),
+        "names are independent"
+    );
+}
+
+async fn the_holder_renews_its_lease(live: Live) {
+    let room = live.lease.clone();
+    assert!(room.acquire("admitter", "a", T0, 5_000).await.unwrap());
+    assert!(room
+        .acquire("admitter", "a", T0 + 4_000, 5_000)
+        .await
+        .unwrap());
+    assert!(
+        !room
+            .acquire("admitter", "b", T0 + 8_000, 5_000)
+            .await
+            .unwrap(),
+        "renewed until T0 + 9000"
+    );
+    assert!(room
+        .acquire("admitter", "b", T0 + 9_000, 5_000)
+        .await
+        .unwrap());
+}
+
+async fn an_expired_lease_can_be_taken_over(live: Live) {
+    let room = live.lease.clone();
+    assert!(room.acquire("admitter", "a", T0, 5_000).await.unwrap());
+    assert!(room
+        .acquire("admitter", "b", T0 + 5_000, 5_000)
+        .await
+        .unwrap());
+    assert!(
+        !room
+            .acquire("admitter", "a", T0 + 6_000, 5_000)
+            .await
+            .unwrap(),
+        "the old holder lost it"
+    );
+}
+
+async fn a_released_lease_is_free_again_and_only_the_holder_can_release_it(live: Live) {
+    let room = live.lease.clone();
+    assert!(room.acquire("admitter", "a", T0, 5_000).await.unwrap());
+    room.release("admitter", "b").await.unwrap();
+    assert!(
+        !room.acquire("admitter", "b", T0 + 1, 5_000).await.unwrap(),
+        "b could not release a's lease"
+    );
+    room.release("admitter", "a").await.unwrap();
+    assert!(room.acquire("admitter", "b", T0 + 2, 5_000).await.unwrap());
+    room.release("nobody-holds-this", "a").await.unwrap();
+}
 
 async fn a_taken_value_goes_to_one_taker_only(live: Live) {
     let cache = live.cache.clone();

@@ -72,10 +72,6 @@ contract!(
     counts_are_the_waiting_users_and_the_unexpired_admissions,
     close_counts_the_waiters_and_empties_the_room,
     parties_have_separate_rooms,
-    a_lease_has_one_holder_at_a_time,
-    the_holder_renews_its_lease,
-    an_expired_lease_can_be_taken_over,
-    a_released_lease_is_free_again_and_only_the_holder_can_release_it,
     concurrent_entrants_are_admitted_once_each_in_perfect_fifo_order,
 );
 
@@ -514,67 +510,6 @@ async fn parties_have_separate_rooms(room: Arc<dyn WaitingRoom>) {
     assert!(!room.consume(1, 200, T0).await.unwrap());
 }
 
-async fn a_lease_has_one_holder_at_a_time(room: Arc<dyn WaitingRoom>) {
-    assert!(room.lease("admitter", "a", T0, 5_000).await.unwrap());
-    assert!(!room.lease("admitter", "b", T0 + 1, 5_000).await.unwrap());
-    assert!(!room
-        .lease("admitter", "b", T0 + 4_999, 5_000)
-        .await
-        .unwrap());
-    assert!(
-        room.lease("other", "b", T0, 5_000).await.unwrap(),
-        "names are independent"
-    );
-}
-
-async fn the_holder_renews_its_lease(room: Arc<dyn WaitingRoom>) {
-    assert!(room.lease("admitter", "a", T0, 5_000).await.unwrap());
-    assert!(room
-        .lease("admitter", "a", T0 + 4_000, 5_000)
-        .await
-        .unwrap());
-    assert!(
-        !room
-            .lease("admitter", "b", T0 + 8_000, 5_000)
-            .await
-            .unwrap(),
-        "renewed until T0 + 9000"
-    );
-    assert!(room
-        .lease("admitter", "b", T0 + 9_000, 5_000)
-        .await
-        .unwrap());
-}
-
-async fn an_expired_lease_can_be_taken_over(room: Arc<dyn WaitingRoom>) {
-    assert!(room.lease("admitter", "a", T0, 5_000).await.unwrap());
-    assert!(room
-        .lease("admitter", "b", T0 + 5_000, 5_000)
-        .await
-        .unwrap());
-    assert!(
-        !room
-            .lease("admitter", "a", T0 + 6_000, 5_000)
-            .await
-            .unwrap(),
-        "the old holder lost it"
-    );
-}
-
-async fn a_released_lease_is_free_again_and_only_the_holder_can_release_it(
-    room: Arc<dyn WaitingRoom>,
-) {
-    assert!(room.lease("admitter", "a", T0, 5_000).await.unwrap());
-    room.release("admitter", "b").await.unwrap();
-    assert!(
-        !room.lease("admitter", "b", T0 + 1, 5_000).await.unwrap(),
-        "b could not release a's lease"
-    );
-    room.release("admitter", "a").await.unwrap();
-    assert!(room.lease("admitter", "b", T0 + 2, 5_000).await.unwrap());
-    room.release("nobody-holds-this", "a").await.unwrap();
-}
-
 async fn concurrent_entrants_are_admitted_once_each_in_perfect_fifo_order(
     room: Arc<dyn WaitingRoom>,
 ) {
@@ -706,12 +641,14 @@ async fn an_emptied_redis_room_leaves_no_keys_behind() {
 
     enter_all(&room, [7, 8], T0).await;
     room.close(PARTY).await.unwrap();
-    assert!(room.lease("admitter", "a", T0, 5_000).await.unwrap());
-    room.release("admitter", "a").await.unwrap();
+    use store::live::Lease;
+    let lease = store::live::lease::RedisLease::new(live.clone());
+    assert!(lease.acquire("admitter", "a", T0, 5_000).await.unwrap());
+    lease.release("admitter", "a").await.unwrap();
     assert_eq!(keys(con.clone()).await, Vec::<String>::new());
 
     // The lease key carries a Redis TTL, so a holder that dies without releasing leaves nothing.
-    assert!(room.lease("admitter", "a", T0, 5_000).await.unwrap());
+    assert!(lease.acquire("admitter", "a", T0, 5_000).await.unwrap());
     let ttl: i64 = redis::cmd("PTTL")
         .arg(live.key("lease", "admitter"))
         .query_async(&mut con)

@@ -46,7 +46,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         tick_once(&state, &mut paces).await;
         state.admitter_ticks.fetch_add(1, Ordering::SeqCst);
     }
-    if let Err(err) = state.live.queue.release(LEASE, &state.instance_id).await {
+    if let Err(err) = state.live.lease.release(LEASE, &state.instance_id).await {
         tracing::warn!(error = %err, "admitter lease not released");
     }
 }
@@ -56,8 +56,8 @@ async fn tick_once(state: &AppState, paces: &mut HashMap<i64, Pace>) {
     let now = state.now();
     match state
         .live
-        .queue
-        .lease(LEASE, &state.instance_id, now, LEASE_TTL_MS)
+        .lease
+        .acquire(LEASE, &state.instance_id, now, LEASE_TTL_MS)
         .await
     {
         Ok(true) => {

@@ -4,6 +4,7 @@
 //! (scale-out). Both pass the same contract tests (`store/tests/live_contract.rs`).
 
 mod fanout;
+pub mod lease;
 pub mod memory;
 pub mod queue;
 pub mod redis;
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 pub use fanout::Fanout;
+pub use lease::Lease;
 pub use queue::{AdmitOutcome, Entered, QueueSpot, RoomCounts, WaitingRoom, GONE_TTL_MS};
 
 /// A failure of a live-state backend.
@@ -111,6 +113,8 @@ pub struct Live {
     pub limiter: Arc<dyn RateLimiter>,
     /// Waiting rooms in front of hot group buys.
     pub queue: Arc<dyn WaitingRoom>,
+    /// Named leases electing one instance for singleton work.
+    pub lease: Arc<dyn Lease>,
     /// Set when the backends are on Redis, for readiness checks.
     pub redis: Option<redis::RedisLive>,
     /// The Redis bus itself, for operators' and tests' look at its connection.
@@ -125,6 +129,7 @@ impl Live {
             cache: Arc::new(memory::MemoryCache::default()),
             limiter: Arc::new(memory::MemoryRateLimiter::default()),
             queue: Arc::new(queue::MemoryWaitingRoom::default()),
+            lease: Arc::new(lease::MemoryLease::default()),
             redis: None,
             redis_bus: None,
         }
@@ -140,6 +145,7 @@ impl Live {
             cache: Arc::new(live.cache()),
             limiter: Arc::new(live.limiter()),
             queue: Arc::new(queue::RedisWaitingRoom::new(live.clone())),
+            lease: Arc::new(lease::RedisLease::new(live.clone())),
             redis: Some(live),
             redis_bus: Some(bus),
         })

@@ -1,7 +1,7 @@
 //! The waiting room: a fair first-come, first-served queue per party in front of a hot group buy.
 //!
 //! Users enter a party's queue, follow their position (SSE heartbeats or polls mark them seen), and
-//! a single admitter (elected with [`WaitingRoom::lease`]) lets them through a few at a time. An
+//! a single admitter (elected with a [`crate::live::Lease`]) lets them through a few at a time. An
 //! admission is a short-lived ticket that the join request consumes once. Users who stopped
 //! following are dropped when their turn comes instead of wasting an admission.
 //!
@@ -113,15 +113,4 @@ pub trait WaitingRoom: Send + Sync {
     /// Empties the room: removes everyone waiting, every admission and every passed turn; returns how
     /// many were waiting.
     async fn close(&self, party: i64) -> Result<u64, LiveError>;
-    /// A named lease (the single admitter across instances): granted when free, expired, or already held
-    /// by `holder` (then renewed until now+ttl_ms). Returns whether `holder` holds it now.
-    async fn lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: i64,
-        ttl_ms: i64,
-    ) -> Result<bool, LiveError>;
-    /// Gives the lease up if `holder` holds it.
-    async fn release(&self, name: &str, holder: &str) -> Result<(), LiveError>;
 }

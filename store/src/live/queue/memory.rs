@@ -119,17 +119,10 @@ impl Room {
     }
 }
 
-/// A named lease: who holds it, and until when.
-struct Lease {
-    holder: String,
-    until: i64,
-}
-
 /// Waiting rooms in process memory. Rooms are dropped as soon as they empty.
 #[derive(Default)]
 pub struct MemoryWaitingRoom {
     rooms: Mutex<HashMap<i64, Room>>,
-    leases: Mutex<HashMap<String, Lease>>,
 }
 
 impl MemoryWaitingRoom {
@@ -301,37 +294,6 @@ impl WaitingRoom for MemoryWaitingRoom {
         Ok(rooms
             .remove(&party)
             .map_or(0, |room| room.waiting.len() as u64))
-    }
-
-    async fn lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: i64,
-        ttl_ms: i64,
-    ) -> Result<bool, LiveError> {
-        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-        let free = leases
-            .get(name)
-            .is_none_or(|l| l.holder == holder || l.until <= now);
-        if free {
-            leases.insert(
-                name.to_owned(),
-                Lease {
-                    holder: holder.to_owned(),
-                    until: now.saturating_add(ttl_ms),
-                },
-            );
-        }
-        Ok(free)
-    }
-
-    async fn release(&self, name: &str, holder: &str) -> Result<(), LiveError> {
-        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-        if leases.get(name).is_some_and(|l| l.holder == holder) {
-            leases.remove(name);
-        }
-        Ok(())
     }
 }
 

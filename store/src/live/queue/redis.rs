@@ -14,10 +14,7 @@
 //!
 //! Every operation that changes more than one key, or reads and then writes, is one Lua script and
 //! therefore atomic. Expiry is judged from the caller's `now`, never from Redis time or key TTLs, so
-//! that every instance and the in-process implementation agree (and tests can move time). Leases
-//! follow the same rule: the deadline is stored in the key and compared with `now`; the key also
-//! gets a generous Redis TTL ([`LEASE_GRACE_MS`] past the deadline) purely so that an abandoned
-//! lease does not linger forever.
+//! that every instance and the in-process implementation agree (and tests can move time).
 
 use async_trait::async_trait;
 use redis::Script;
@@ -25,10 +22,6 @@ use redis::Script;
 use super::{AdmitOutcome, Entered, QueueSpot, RoomCounts, WaitingRoom, GONE_TTL_MS};
 use crate::live::redis::RedisLive;
 use crate::live::LiveError;
-
-/// How long past its deadline Redis keeps a lease key. Far longer than any clock skew between
-/// instances, so it never decides who holds a lease; it only garbage-collects forgotten ones.
-const LEASE_GRACE_MS: i64 = 60_000;
 
 /// Drops the bookkeeping keys once nobody waits; appended to the scripts that remove waiters.
 /// KEYS: line, seen, admitted, seq.
@@ -179,25 +172,6 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return waiting
 ";
 
-/// KEYS: lease. ARGV: holder, now, until, key ttl. A hash {holder, until}. Returns 1 when granted.
-const LEASE: &str = r"
-local cur = redis.call('HMGET', KEYS[1], 'holder', 'until')
-local deadline = tonumber(cur[2])
-if cur[1] == false or cur[1] == ARGV[1] or not deadline or deadline <= tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'until', ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  return 1
-end
-return 0
-";
-
-/// KEYS: lease. ARGV: holder.
-const RELEASE: &str = r"
-if redis.call('HGET', KEYS[1], 'holder') == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-end
-";
-
 /// Waiting rooms on Redis; see the module documentation for the keys.
 pub struct RedisWaitingRoom {
     live: RedisLive,
@@ -210,8 +184,6 @@ pub struct RedisWaitingRoom {
     expire: Script,
     counts: Script,
     close: Script,
-    lease: Script,
-    release: Script,
 }
 
 /// The keys of one party's room.
@@ -238,8 +210,6 @@ impl RedisWaitingRoom {
             expire: Script::new(EXPIRE),
             counts: Script::new(COUNTS),
             close: Script::new(CLOSE),
-            lease: Script::new(LEASE),
-            release: Script::new(RELEASE),
         }
     }
 
@@ -426,36 +396,5 @@ impl WaitingRoom for RedisWaitingRoom {
             .room_invocation(&self.close, party)
             .invoke_async(&mut con)
             .await?)
-    }
-
-    async fn lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: i64,
-        ttl_ms: i64,
-    ) -> Result<bool, LiveError> {
-        let mut con = self.live.manager();
-        let granted: i64 = self
-            .lease
-            .key(self.live.key("lease", name))
-            .arg(holder)
-            .arg(now)
-            .arg(now.saturating_add(ttl_ms))
-            .arg(ttl_ms.max(1).saturating_add(LEASE_GRACE_MS))
-            .invoke_async(&mut con)
-            .await?;
-        Ok(granted == 1)
-    }
-
-    async fn release(&self, name: &str, holder: &str) -> Result<(), LiveError> {
-        let mut con = self.live.manager();
-        let () = self
-            .release
-            .key(self.live.key("lease", name))
-            .arg(holder)
-            .invoke_async(&mut con)
-            .await?;
-        Ok(())
     }
 }
