@@ -207,8 +207,9 @@ pub struct ServeArgs {
     pub shutdown_grace_secs: u64,
 
     /// Waiting rooms: admissions per minute of a newly opened room (a leader may set another).
-    #[arg(long, env = "GONGGU_QUEUE_RATE_PER_MIN", default_value_t = 600)]
-    pub queue_rate_per_min: u64,
+    #[arg(long, env = "GONGGU_QUEUE_RATE_PER_MIN", default_value_t = 600,
+          value_parser = clap::value_parser!(i64).range(defaults::QUEUE_RATE_PER_MIN))]
+    pub queue_rate_per_min: i64,
 
     /// Waiting rooms: lifetime of an admission pass, in seconds; an unused pass's seat then goes on.
     #[arg(long, env = "GONGGU_QUEUE_PASS_TTL_SECS", default_value_t = 300)]
@@ -266,6 +267,9 @@ pub mod defaults {
     pub const BODY_TIMEOUT_SECS: u64 = 30;
     pub const MAX_CONNECTIONS: u32 = 4096;
     pub const MAX_STREAMS_PER_USER: u32 = 8;
+    /// The admissions per minute a waiting room may run at: the one bound of the configured
+    /// default and of a leader's choice.
+    pub const QUEUE_RATE_PER_MIN: std::ops::RangeInclusive<i64> = 1..=60_000;
 }
 
 /// Reads `gonggu.toml` (or the file named by `GONGGU_CONFIG`) and exports each `key = value` as the

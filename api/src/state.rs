@@ -176,7 +176,8 @@ impl Settings {
                 .filter(|e| !e.is_empty())
                 .collect(),
             queue: QueueSettings {
-                rate_per_min: args.queue_rate_per_min.clamp(1, 1_000_000) as i64,
+                // clap checked it against `defaults::QUEUE_RATE_PER_MIN`.
+                rate_per_min: args.queue_rate_per_min,
                 pass_ttl: Duration::from_secs(args.queue_pass_ttl_secs.max(1)),
                 stale_after: Duration::from_secs(args.queue_stale_secs.max(1)),
                 auto_threshold: args.queue_auto_threshold,

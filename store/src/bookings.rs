@@ -16,7 +16,7 @@ use crate::parties::{
 use crate::topics::party_kind;
 
 /// Why a join or leave was refused.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum BookingError {
     #[error("party not found")]
     NotFound,
@@ -38,15 +38,8 @@ pub enum BookingError {
     Banned(i64),
     #[error("the user does not exist")]
     UnknownUser,
-    #[error("storage failure")]
-    Store(String),
-}
-
-impl From<crate::Error> for BookingError {
-    fn from(err: crate::Error) -> Self {
-        tracing::error!(error = ?err, "booking storage failure");
-        BookingError::Store(err.to_string())
-    }
+    #[error("booking storage failure")]
+    Store(#[from] crate::Error),
 }
 
 impl From<sqlx::Error> for BookingError {

@@ -9,7 +9,7 @@ use crate::db::Db;
 use crate::error::Result;
 use crate::query::Filter;
 use crate::topics::{party_kind, PARTIES_TOPIC};
-use crate::{items, markets, outbox, users};
+use crate::{items, markets, outbox};
 
 /// Party statuses, as stored.
 pub mod status {
@@ -401,11 +401,6 @@ pub async fn list_user_parties(
         .fetch_all(db.pool())
         .await?;
     Ok(cursor::page(rows, limit, |p| p.party.id))
-}
-
-/// Whether `user_id` exists (used before writes that reference users).
-pub async fn user_exists(db: &Db, user_id: i64) -> Result<bool> {
-    Ok(users::get_user(db, user_id).await?.is_some())
 }
 
 /// Every party that can still be booked or is full (what the nearby index holds).

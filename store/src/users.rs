@@ -17,13 +17,6 @@ pub struct User {
     pub created_at: i64,
 }
 
-impl User {
-    /// True while a ban is in force at `now`.
-    pub fn is_banned(&self, now: i64) -> bool {
-        self.banned_until.is_some_and(|until| until > now)
-    }
-}
-
 const USER_COLUMNS: &str = "id, email, nickname, penalty_count, banned_until, created_at";
 
 /// Why a sign-up was refused.

@@ -254,23 +254,6 @@ impl NearbyIndex {
         out.sort();
         out
     }
-
-    /// Number of indexed parties and markets.
-    pub fn sizes(&self) -> (usize, usize) {
-        let parties = self
-            .parties
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .rows
-            .len();
-        let markets = self
-            .markets
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .rows
-            .len();
-        (parties, markets)
-    }
 }
 
 /// Subscribes to the party and market topics, loads the indexes, and returns the subscriptions to

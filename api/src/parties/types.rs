@@ -300,9 +300,7 @@ impl From<BookingError> for ApiError {
             ),
             BookingError::Banned(until) => banned(until),
             BookingError::UnknownUser => gone_account(),
-            BookingError::Store(_) => {
-                ApiError::internal(std::io::Error::other("booking storage failure"))
-            }
+            BookingError::Store(e) => ApiError::internal(e),
         }
     }
 }

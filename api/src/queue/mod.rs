@@ -28,6 +28,7 @@ pub use gate::{check_booking, Gate, PASS_HEADER};
 pub use room::{QueueStatus, RoomCache};
 
 use crate::auth::AuthUser;
+use crate::config::defaults::QUEUE_RATE_PER_MIN as RATE_PER_MIN;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{parse_json, require_json_if_present, Path};
 use crate::state::AppState;
@@ -310,11 +311,15 @@ async fn open_queue(
     };
     let rate = match req.rate_per_min {
         None => state.settings.queue.rate_per_min,
-        Some(r) if (1..=60_000).contains(&r) => r,
+        Some(r) if RATE_PER_MIN.contains(&r) => r,
         Some(_) => {
             return Err(ApiError::invalid(
                 "rate_per_min",
-                "rate_per_min must be between 1 and 60000",
+                format!(
+                    "rate_per_min must be between {} and {}",
+                    RATE_PER_MIN.start(),
+                    RATE_PER_MIN.end()
+                ),
             ))
         }
     };
