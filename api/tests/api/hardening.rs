@@ -3,7 +3,7 @@
 //! forwarded addresses, deleted accounts, lockouts, waiting rooms switched on by one account,
 //! look-alike accounts, event streams per user and after logout, and who reads operational data.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! Sign-up and login hash or verify with real argon2, so only the tests that need it go through
 //! them; the others make users straight in the store.
 
-mod common;
+use crate::common;
 
 use common::{assert_problem, TestApp};
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! free seats, expiry, abandoned entries, closing when full, the automatic opening, and two
 //! instances sharing one room.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Booking under concurrency: no overbooking, idempotent retries, and the distinct refusals.
 
-mod common;
+use crate::common;
 
 use common::{assert_problem, TestApp};
 use futures::future::join_all;

@@ -1,6 +1,6 @@
 //! Nearby search through HTTP, and the index staying equal to SQL as parties change.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Parties: create (and every refusal, with nothing half-written), read, list with filters and
 //! cursors, edit, cancel, my parties, and the outbox event that every change commits with.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Slow and greedy clients at the socket: headers that never finish, bodies that trickle, and
 //! more connections than the cap. Storage plays no part, so these run on the embedded default.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! once, retries, whole chunks only, unchanged re-runs, deactivation, coordinates, CSV encodings,
 //! cache invalidation and the run records behind `GET /api/v1/ingest/runs`.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The read side of markets and items over the bundled fixtures: paging, filters, keyword search
 //! and its cache.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 
@@ -19,8 +19,8 @@ on_both_backends!(
     an_item_can_be_read_by_id,
 );
 
-const MARKETS_CSV: &str = include_str!("../../fixtures/markets.csv");
-const ITEMS_CSV: &str = include_str!("../../fixtures/items.csv");
+const MARKETS_CSV: &str = include_str!("../../../fixtures/markets.csv");
+const ITEMS_CSV: &str = include_str!("../../../fixtures/items.csv");
 
 /// One row of a fixture CSV, as a map from header to value.
 fn fixture(csv_text: &str) -> Vec<std::collections::HashMap<String, String>> {

@@ -1,7 +1,7 @@
 //! What every client sees around the routes: health, readiness, metrics, the OpenAPI document and
 //! docs, request ids, problem+json for unknown routes and methods, and CORS.
 
-mod common;
+use crate::common;
 
 use common::{assert_problem, Backend, TestApp};
 use serde_json::{json, Value};
