@@ -6,14 +6,11 @@
 //! a concurrent update waits for the row lock and re-checks the condition; on SQLite writers take
 //! turns. The partial unique index on active bookings stops a user holding two seats.
 
-use sqlx::{AnyConnection, FromRow};
-
 use crate::db::Db;
 use crate::error::{is_unique_violation, Result};
-use crate::parties::{
-    get_party_on, status, users_banned_until, write_event, Party, PartyEvent, COLUMNS,
-};
+use crate::parties::{get_party_on, status, write_event, Party, PartyEvent, COLUMNS};
 use crate::topics::party_kind;
+use crate::users::banned_until;
 
 /// Why a join or leave was refused.
 #[derive(Debug, thiserror::Error)]
@@ -48,53 +45,8 @@ impl From<sqlx::Error> for BookingError {
     }
 }
 
-#[derive(Clone, Debug, FromRow, serde::Serialize, PartialEq)]
-pub struct Booking {
-    pub id: i64,
-    pub party_id: i64,
-    pub user_id: i64,
-    pub status: String,
-    pub created_at: i64,
-}
-
-pub(crate) async fn insert_booking(
-    conn: &mut AnyConnection,
-    party_id: i64,
-    user_id: i64,
-    now: i64,
-) -> std::result::Result<Booking, sqlx::Error> {
-    sqlx::query_as(
-        "INSERT INTO bookings (party_id, user_id, status, created_at, updated_at) \
-         VALUES ($1, $2, 'joined', $3, $3) RETURNING id, party_id, user_id, status, created_at",
-    )
-    .bind(party_id)
-    .bind(user_id)
-    .bind(now)
-    .fetch_one(conn)
-    .await
-}
-
-/// Ids of the party's current members (leader included).
-pub(crate) async fn member_ids(conn: &mut AnyConnection, party_id: i64) -> Result<Vec<i64>> {
-    let rows: Vec<(i64,)> = sqlx::query_as(
-        "SELECT user_id FROM bookings WHERE party_id = $1 AND status = 'joined' ORDER BY id",
-    )
-    .bind(party_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
-}
-
-async fn is_member(conn: &mut AnyConnection, party_id: i64, user_id: i64) -> Result<bool> {
-    let row: Option<(i64,)> = sqlx::query_as(
-        "SELECT id FROM bookings WHERE party_id = $1 AND user_id = $2 AND status = 'joined'",
-    )
-    .bind(party_id)
-    .bind(user_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.is_some())
-}
+pub use crate::members::Booking;
+use crate::members::{insert_booking, is_member};
 
 /// Whether the user holds an active seat in the party.
 pub async fn is_active_member(db: &Db, party_id: i64, user_id: i64) -> Result<bool> {
@@ -122,7 +74,7 @@ pub async fn join_party(
     now: i64,
 ) -> Result<(Party, Booking), BookingError> {
     let mut tx = db.begin().await?;
-    if let Some(until) = users_banned_until(tx.conn(), user_id)
+    if let Some(until) = banned_until(tx.conn(), user_id)
         .await?
         .ok_or(BookingError::UnknownUser)?
         .filter(|until| *until > now)

@@ -23,6 +23,7 @@ pub mod ingest_runs;
 pub mod items;
 pub mod live;
 pub mod markets;
+mod members;
 pub mod outbox;
 pub mod parties;
 mod query;

@@ -144,7 +144,7 @@ pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, Pa
         return Err(PartyError::DeadlineAfterMeet);
     }
     let mut tx = db.begin().await?;
-    let leader = users_banned_until(tx.conn(), new.leader_id)
+    let leader = crate::users::banned_until(tx.conn(), new.leader_id)
         .await?
         .ok_or(PartyError::UnknownUser)?;
     if let Some(until) = leader.filter(|until| *until > now) {
@@ -181,7 +181,7 @@ pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, Pa
     .bind(now)
     .fetch_one(tx.conn())
     .await?;
-    crate::bookings::insert_booking(tx.conn(), party.id, new.leader_id, now).await?;
+    crate::members::insert_booking(tx.conn(), party.id, new.leader_id, now).await?;
     let event = PartyEvent {
         party: &party,
         user_id: Some(new.leader_id),
@@ -190,20 +190,6 @@ pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, Pa
     write_event(tx.conn(), party_kind::CREATED, &event, now).await?;
     tx.commit().await?;
     Ok(party)
-}
-
-/// A user's standing: `None` when no such user exists (a valid token can outlive its account),
-/// else when their ban ends, if they have one.
-pub(crate) async fn users_banned_until(
-    conn: &mut AnyConnection,
-    user_id: i64,
-) -> Result<Option<Option<i64>>> {
-    let row: Option<(Option<i64>,)> =
-        sqlx::query_as("SELECT banned_until FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(|(until,)| until))
 }
 
 /// Fields a leader may edit; `None` keeps the current value.
@@ -306,7 +292,7 @@ pub async fn cancel_party(
         let current = get_party_on(tx.conn(), id).await?;
         return Err(refusal(current, leader_id, now, |_| false));
     };
-    let members = crate::bookings::member_ids(tx.conn(), id).await?;
+    let members = crate::members::member_ids(tx.conn(), id).await?;
     let event = PartyEvent {
         party: &party,
         user_id: None,

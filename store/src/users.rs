@@ -1,7 +1,7 @@
 //! Accounts: one row per user, keyed by normalised email.
 
 use serde::Serialize;
-use sqlx::FromRow;
+use sqlx::{AnyConnection, FromRow};
 
 use crate::db::Db;
 use crate::error::{is_unique_violation, Result};
@@ -82,4 +82,18 @@ pub async fn find_login(db: &Db, email: &str) -> Result<Option<(User, String)>> 
     .fetch_optional(db.pool())
     .await?;
     Ok(row.map(|r| (r.user, r.password_hash)))
+}
+
+/// A user's standing: `None` when no such user exists (a valid token can outlive its account),
+/// else when their ban ends, if they have one.
+pub(crate) async fn banned_until(
+    conn: &mut AnyConnection,
+    user_id: i64,
+) -> Result<Option<Option<i64>>> {
+    let row: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT banned_until FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(until,)| until))
 }
