@@ -152,25 +152,6 @@ pub async fn open_live(storage: &StorageArgs) -> Result<Live> {
     }
 }
 
-/// The secret given directly, or read from `file` (trimmed); `None` when neither is set.
-pub fn secret_from(
-    value: Option<&str>,
-    file: Option<&Path>,
-    variable: &str,
-) -> Result<Option<String>> {
-    match (value, file) {
-        (Some(v), _) => Ok(Some(v.to_owned())),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {variable} {}", path.display()))?;
-            let secret = text.trim();
-            anyhow::ensure!(!secret.is_empty(), "{variable} {} is empty", path.display());
-            Ok(Some(secret.to_owned()))
-        }
-        (None, None) => Ok(None),
-    }
-}
-
 /// The configured JWT secret, or one generated once and kept in `data_dir/jwt-secret`.
 fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
     if let Some(secret) = configured {
@@ -218,7 +199,7 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 async fn serve(storage: &StorageArgs, args: &ServeArgs) -> Result<()> {
     // Configuration mistakes first: before connecting to anything.
     let settings = Settings::from_args(args).map_err(anyhow::Error::msg)?;
-    let configured_secret = secret_from(
+    let configured_secret = config::secret_from(
         args.jwt_secret.as_deref(),
         args.jwt_secret_file.as_deref(),
         "GONGGU_JWT_SECRET_FILE",

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, ValueEnum};
 
@@ -242,6 +243,25 @@ pub struct ServeArgs {
     /// Waiting rooms: how often the admitter runs, in milliseconds.
     #[arg(long, env = "GONGGU_QUEUE_TICK_MS", default_value_t = 200)]
     pub queue_tick_ms: u64,
+}
+
+/// The secret given directly, or read from `file` (trimmed); `None` when neither is set.
+pub fn secret_from(
+    value: Option<&str>,
+    file: Option<&Path>,
+    variable: &str,
+) -> anyhow::Result<Option<String>> {
+    match (value, file) {
+        (Some(v), _) => Ok(Some(v.to_owned())),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {variable} {}", path.display()))?;
+            let secret = text.trim();
+            anyhow::ensure!(!secret.is_empty(), "{variable} {} is empty", path.display());
+            Ok(Some(secret.to_owned()))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// Who may read an operational endpoint.

@@ -162,7 +162,7 @@ impl IngestFailed {
 impl IngestArgs {
     /// The source the arguments describe, checked.
     pub fn source_spec(&self) -> Result<SourceSpec> {
-        let key = crate::cli::secret_from(
+        let key = crate::config::secret_from(
             self.service_key.as_deref(),
             self.service_key_file.as_deref(),
             "GONGGU_SERVICE_KEY_FILE",
