@@ -8,7 +8,7 @@ use crate::common;
 use std::time::Duration;
 
 use api::state::Settings;
-use common::{assert_problem, Backend, TestApp, TestUser};
+use common::{assert_problem, ids, Backend, TestApp, TestUser};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -37,15 +37,6 @@ const PASSWORD: &str = "correct horse battery";
 
 fn count_of(page: &Value) -> usize {
     page["items"].as_array().map_or(0, Vec::len)
-}
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_i64().unwrap())
-        .collect()
 }
 
 async fn party_count(app: &TestApp) -> i64 {

@@ -4,7 +4,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{assert_problem, TestApp, TestUser};
+use common::{assert_problem, ids, TestApp, TestUser};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -56,15 +56,6 @@ async fn eventually(app: &TestApp, path: &str, check: impl Fn(&Value) -> bool) -
         assert!(tokio::time::Instant::now() < deadline, "never held: {body}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_i64().unwrap())
-        .collect()
 }
 
 fn nearby(radius: f64, extra: &str) -> String {
