@@ -102,9 +102,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Ingest(args) => {
+            let config = args.config()?;
             let db = open_db(&cli.storage).await?;
             let live = open_live(&cli.storage).await?;
-            let report = crate::ingest_cmd::run(&db, &live, &Clock::system(), &args).await;
+            let report = crate::ingest_cmd::run(&db, &live, &Clock::system(), &config).await;
             db.close().await;
             crate::ingest_cmd::check(&report?)
         }

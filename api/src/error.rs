@@ -146,3 +146,15 @@ impl From<store::live::LiveError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A value that breaks one of the store's rules: a 422 naming the field.
+impl From<store::rules::Invalid> for ApiError {
+    fn from(err: store::rules::Invalid) -> Self {
+        let code = err.code;
+        let error = ApiError::invalid(err.field, err.message);
+        match code {
+            Some(code) => error.with_code(code),
+            None => error,
+        }
+    }
+}

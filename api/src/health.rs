@@ -93,6 +93,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     let (size, idle) = state.db.pool_stats();
+    let admitter_rounds = state
+        .admitter_rounds
+        .load(std::sync::atomic::Ordering::Relaxed);
     // How far each durable outbox consumer is behind (events it has not processed yet).
     let lags = match store::consumers::lags(&state.db).await {
         Ok(lags) => lags,
@@ -104,6 +107,7 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     state.metrics.record(|| {
         metrics::gauge!("db_pool_connections").set(size as f64);
         metrics::gauge!("db_pool_idle_connections").set(idle as f64);
+        metrics::counter!("waiting_room_admitter_rounds_total").absolute(admitter_rounds);
         for (consumer, lag) in lags {
             metrics::gauge!("outbox_consumer_lag", "consumer" => consumer).set(lag as f64);
         }

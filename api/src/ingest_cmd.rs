@@ -7,14 +7,11 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
+use ingest::config::{self as defaults, ConfigError, IngestConfig, IngestError, SourceKind};
 use ingest::csv::CsvEncoding;
-use ingest::feed::SourceSpec;
-use ingest::paged::PagedConfig;
-use ingest::price::PriceConfig;
 use ingest::run::{Kind, Outcome, Progress, RunContext, RunOptions, RunReport, Snapshot};
-use ingest::{HttpSettings, RetryPolicy};
 use store::live::Live;
 use store::{Clock, Db};
 
@@ -65,7 +62,7 @@ pub struct IngestArgs {
     pub service_key_file: Option<PathBuf>,
 
     /// Pages requested at once (paged sources).
-    #[arg(long, env = "GONGGU_INGEST_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "GONGGU_INGEST_CONCURRENCY", default_value_t = defaults::DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
 
     /// CSV encoding: auto (UTF-8 when valid, else CP949), cp949 or utf-8. A BOM always means UTF-8.
@@ -95,19 +92,19 @@ pub struct IngestArgs {
     pub write_concurrency: Option<usize>,
 
     /// numOfRows per page (paged sources, at most 1000).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = defaults::DEFAULT_ROWS_PER_PAGE)]
     pub rows_per_page: u32,
 
     /// Name of the paged API's format switch: type, _type, returnType or dataType ("" for none).
-    #[arg(long, default_value = "type")]
+    #[arg(long, default_value = defaults::DEFAULT_FORMAT_PARAM)]
     pub format_param: String,
 
     /// Value of the format switch: json, JSON or xml. Replies are recognised whatever they are.
-    #[arg(long, default_value = "json")]
+    #[arg(long, default_value = defaults::DEFAULT_FORMAT_VALUE)]
     pub format_value: String,
 
     /// Name of the key parameter: serviceKey (some operations want ServiceKey).
-    #[arg(long, default_value = "serviceKey")]
+    #[arg(long, default_value = defaults::DEFAULT_KEY_PARAM)]
     pub key_param: String,
 
     /// Extra query pairs for the paged operation, NAME=VALUE (repeatable).
@@ -115,15 +112,15 @@ pub struct IngestArgs {
     pub params: Vec<(String, String)>,
 
     /// Retries of a failed call (timeouts, 5xx, 429, quota codes), with exponential backoff.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults::DEFAULT_MAX_RETRIES)]
     pub max_retries: u32,
 
     /// Delay before the first retry, in milliseconds (doubles each time, with jitter, up to 30 s).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = defaults::DEFAULT_RETRY_BASE_MS)]
     pub retry_base_ms: u64,
 
     /// Whole-request timeout in seconds.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = defaults::DEFAULT_TIMEOUT_SECS)]
     pub timeout_secs: u64,
 }
 
@@ -137,12 +134,6 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
         .filter(|(n, _)| !n.is_empty())
         .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
 }
-
-/// Arguments that clap cannot check alone (which ones a source needs): exit code 2, as for clap's
-/// own usage errors.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub &'static str);
 
 /// A run that did not succeed, for the process exit code.
 #[derive(Debug, thiserror::Error)]
@@ -160,82 +151,54 @@ impl IngestFailed {
 }
 
 impl IngestArgs {
-    /// The source the arguments describe, checked.
-    pub fn source_spec(&self) -> Result<SourceSpec> {
-        let key = crate::config::secret_from(
+    /// The import these arguments describe, with the service key read (from its file if given).
+    pub fn config(&self) -> Result<IngestConfig> {
+        let service_key = crate::config::secret_from(
             self.service_key.as_deref(),
             self.service_key_file.as_deref(),
             "GONGGU_SERVICE_KEY_FILE",
         )?
         .unwrap_or_default();
-        let http = HttpSettings {
-            retry: RetryPolicy {
-                max_retries: self.max_retries,
-                base_delay: Duration::from_millis(self.retry_base_ms),
-                ..RetryPolicy::default()
-            },
-            timeout: Duration::from_secs(self.timeout_secs.max(1)),
+        let source = match self.source {
+            IngestSource::PagedApi => SourceKind::PagedApi,
+            IngestSource::PriceApi => SourceKind::PriceApi,
+            IngestSource::Csv => SourceKind::Csv,
         };
-        let url = || {
-            self.url
-                .clone()
-                .filter(|u| !u.trim().is_empty())
-                .ok_or(UsageError(
-                    "--url is required with --source paged-api or price-api",
-                ))
-        };
-        if self.file.is_some() && self.source != IngestSource::Csv {
-            return Err(UsageError("a FILE is only read with --source csv").into());
-        }
-        Ok(match self.source {
-            IngestSource::PagedApi => {
-                let mut cfg = PagedConfig::new(url()?, key);
-                cfg.concurrency = self.concurrency.max(1);
-                cfg.rows_per_page = self.rows_per_page;
-                cfg.format_param = self.format_param.clone();
-                cfg.format_value = self.format_value.clone();
-                cfg.key_param = self.key_param.clone();
-                cfg.extra_params = self.params.clone();
-                cfg.http = http;
-                SourceSpec::Paged(cfg)
-            }
-            IngestSource::PriceApi => {
-                let mut cfg = PriceConfig::new(url()?, key);
-                cfg.key_param = self.key_param.clone();
-                cfg.http = http;
-                SourceSpec::Price(cfg)
-            }
-            IngestSource::Csv => SourceSpec::Csv {
-                path: self
-                    .file
-                    .clone()
-                    .ok_or(UsageError("--source csv needs the FILE to read"))?,
-                encoding: self.encoding,
-            },
-        })
-    }
-
-    pub fn options(&self) -> RunOptions {
-        RunOptions {
-            source_name: self.source_name.clone(),
-            chunk_size: self.chunk_size,
-            write_concurrency: self.write_concurrency,
-            dry_run: self.dry_run,
-            full_source: !self.incremental,
-        }
-    }
-
-    pub fn kind(&self) -> Kind {
-        match self.what {
+        let kind = match self.what {
             IngestWhat::Items => Kind::Items,
             IngestWhat::Markets => Kind::Markets,
-        }
+        };
+        let config = IngestConfig {
+            file: self.file.clone(),
+            url: self.url.clone(),
+            service_key,
+            concurrency: self.concurrency,
+            encoding: self.encoding,
+            rows_per_page: self.rows_per_page,
+            format_param: self.format_param.clone(),
+            format_value: self.format_value.clone(),
+            key_param: self.key_param.clone(),
+            params: self.params.clone(),
+            max_retries: self.max_retries,
+            retry_base: Duration::from_millis(self.retry_base_ms),
+            timeout: Duration::from_secs(self.timeout_secs),
+            options: RunOptions {
+                source_name: self.source_name.clone(),
+                chunk_size: self.chunk_size,
+                write_concurrency: self.write_concurrency,
+                dry_run: self.dry_run,
+                full_source: !self.incremental,
+            },
+            ..IngestConfig::new(kind, source)
+        };
+        // Refuse a source without what it needs before anything is opened.
+        config.source_spec()?;
+        Ok(config)
     }
 }
 
 /// Runs one ingest against `db` (and `live`'s cache), printing progress and the summary.
-pub async fn run(db: &Db, live: &Live, clock: &Clock, args: &IngestArgs) -> Result<RunReport> {
-    let spec = args.source_spec()?;
+pub async fn run(db: &Db, live: &Live, clock: &Clock, config: &IngestConfig) -> Result<RunReport> {
     let progress = ConsoleProgress::new(std::io::stderr().is_terminal());
     let ctx = RunContext {
         db,
@@ -243,9 +206,7 @@ pub async fn run(db: &Db, live: &Live, clock: &Clock, args: &IngestArgs) -> Resu
         clock,
         progress: &progress,
     };
-    let report = ingest::run::run(&ctx, args.kind(), &spec, &args.options())
-        .await
-        .context("the ingest run could not be recorded")?;
+    let report = config.run(&ctx).await?;
     progress.done();
     println!("{}", summary(&report));
     Ok(report)
@@ -266,7 +227,10 @@ pub fn check(report: &RunReport) -> Result<()> {
 /// The exit code for an error returned by a subcommand: 2 for bad usage, 3 for a partial
 /// ingest, else 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.is::<UsageError>()) {
+    let usage = |e: &(dyn std::error::Error + 'static)| {
+        e.is::<ConfigError>() || matches!(e.downcast_ref(), Some(IngestError::Config(_)))
+    };
+    if err.chain().any(usage) {
         return 2;
     }
     err.downcast_ref::<IngestFailed>()
@@ -432,7 +396,7 @@ mod tests {
         .into();
         assert_eq!(exit_code(&partial), 3);
         assert_eq!(exit_code(&anyhow::anyhow!("no database")), 1);
-        let usage = anyhow::Error::from(UsageError("--url is required")).context("ingest");
+        let usage = anyhow::Error::from(ConfigError("--url is required")).context("ingest");
         assert_eq!(exit_code(&usage), 2);
     }
 }

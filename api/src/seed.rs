@@ -3,12 +3,13 @@
 //! markets and items are upserted by natural key, users are reused, parties are created once.
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
+use ingest::csv::{CsvBatch, CsvEncoding};
 use store::bookings;
 use store::catalog;
 use store::live::Live;
 use store::markets::count_markets;
 use store::parties::{self, NewParty, Role};
+use store::rules::{Email, Nickname};
 use store::users::{self, SignupError};
 use store::{Clock, Db};
 
@@ -29,33 +30,19 @@ pub const DEMO_USERS: [(&str, &str); 6] = [
     ("dohyun@demo.gonggu.kr", "도현"),
 ];
 
-#[derive(Deserialize)]
-struct MarketRow {
-    source_id: String,
-    name: String,
-    kind: String,
-    road_address: String,
-    lat: f64,
-    lng: f64,
-}
-
-#[derive(Deserialize)]
-struct ItemRow {
-    source_id: String,
-    name: String,
-    category_code: String,
-    unit: String,
-    base_count: f64,
-    total_count: f64,
-    total_unit: String,
-}
-
-fn read_csv<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<Vec<T>> {
-    csv::Reader::from_reader(text.as_bytes())
-        .deserialize()
-        .enumerate()
-        .map(|(i, row)| row.with_context(|| format!("bundled {what} CSV, row {}", i + 2)))
-        .collect()
+/// Reads a bundled CSV through the import's own parser, so the fixtures follow the same rules as
+/// `gonggu ingest --source csv`; the fixtures are checked in, so any rejected row is a bug.
+fn bundled<T>(
+    text: &str,
+    what: &str,
+    parse: fn(&[u8], CsvEncoding) -> Result<CsvBatch<T>, ingest::csv::CsvError>,
+) -> Result<Vec<T>> {
+    let batch = parse(text.as_bytes(), CsvEncoding::Utf8)
+        .with_context(|| format!("reading the bundled {what} CSV"))?;
+    if let Some(rejection) = batch.rejected.first() {
+        anyhow::bail!("the bundled {what} CSV has a bad row: {rejection}");
+    }
+    Ok(batch.records)
 }
 
 /// True when no market exists yet (a fresh database).
@@ -65,39 +52,20 @@ pub async fn is_empty(db: &Db) -> Result<bool> {
 
 /// Loads the fixtures (and the demo when `demo`); returns a one-line summary.
 pub async fn run(db: &Db, live: &Live, clock: &Clock, demo: bool) -> Result<String> {
-    let markets: Vec<MarketRow> = read_csv(MARKETS_CSV, "markets")?;
-    let items: Vec<ItemRow> = read_csv(ITEMS_CSV, "items")?;
+    let markets = bundled(MARKETS_CSV, "markets", ingest::csv::parse_markets)?;
+    let items = bundled(ITEMS_CSV, "items", ingest::csv::parse_items)?;
     let now = clock.now_ms();
     let mut tx = db.begin().await?;
     let mut market_ids = Vec::with_capacity(markets.len());
-    for m in &markets {
-        let row = catalog::MarketRow {
-            source_id: m.source_id.clone(),
-            name: m.name.clone(),
-            kind: m.kind.clone(),
-            road_address: Some(m.road_address.clone()),
-            lat: Some(m.lat),
-            lng: Some(m.lng),
-            area_code: None,
-        };
+    for row in &markets {
         market_ids.push((
-            catalog::upsert_row(&mut tx, SOURCE, &row, now).await?,
-            m.road_address.clone(),
+            catalog::upsert_row(&mut tx, SOURCE, row, now).await?,
+            row.road_address.clone().unwrap_or_default(),
         ));
     }
     let mut item_ids = Vec::with_capacity(items.len());
-    for i in &items {
-        let row = catalog::ItemRow {
-            source_id: i.source_id.clone(),
-            name: i.name.clone(),
-            category_code: Some(i.category_code.clone()),
-            unit: Some(i.unit.clone()),
-            base_count: Some(i.base_count),
-            total_count: Some(i.total_count),
-            total_unit: Some(i.total_unit.clone()),
-            maker: None,
-        };
-        item_ids.push(catalog::upsert_row(&mut tx, SOURCE, &row, now).await?);
+    for row in &items {
+        item_ids.push(catalog::upsert_row(&mut tx, SOURCE, row, now).await?);
     }
     tx.commit().await?;
     catalog::invalidate_item_search(live.cache.as_ref()).await?;
@@ -118,7 +86,11 @@ async fn demo_users(db: &Db, now: i64) -> Result<Vec<i64>> {
         .await
         .map_err(|e| anyhow::anyhow!("hashing the demo password: {}", e.detail))?;
     for (email, nickname) in DEMO_USERS {
-        let id = match users::insert_user(db, email, &hash, nickname, now).await {
+        // The same rules as a signup: a demo account is one a user could have made.
+        let email = Email::parse(email)?;
+        let nickname = Nickname::parse(nickname)?;
+        let email = email.as_str();
+        let id = match users::insert_user(db, email, &hash, nickname.as_str(), now).await {
             Ok(user) => user.id,
             Err(SignupError::EmailTaken) => {
                 let (user, _) = users::find_login(db, email)

@@ -217,9 +217,10 @@ pub struct App {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Names this process, e.g. as the holder of the admitter lease.
     pub instance_id: String,
-    /// Admitter ticks finished by this process (whether or not it held the lease): lets a caller
-    /// wait until the admitter has looked at the rooms again, instead of sleeping.
-    pub admitter_ticks: std::sync::atomic::AtomicU64,
+    /// Admitter rounds finished by this process, whether or not it held the lease
+    /// (`waiting_room_admitter_rounds_total` in `/metrics`: a number that stops growing means the
+    /// admitter is stuck). Tests wait on it instead of sleeping.
+    pub admitter_rounds: std::sync::atomic::AtomicU64,
     pub settings: Settings,
 }
 
@@ -242,7 +243,7 @@ impl AppState {
             metrics: Arc::default(),
             shutdown: tokio::sync::watch::Sender::new(false),
             instance_id: uuid::Uuid::new_v4().to_string(),
-            admitter_ticks: std::sync::atomic::AtomicU64::new(0),
+            admitter_rounds: std::sync::atomic::AtomicU64::new(0),
             settings,
         }))
     }

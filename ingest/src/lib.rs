@@ -10,8 +10,10 @@
 //! * [`csv`]: the portal's CSV downloads (CP949 or UTF-8) and gonggu's plain CSV.
 //! * [`envelope`]: the reply parsers and every quirk they handle.
 //! * [`mock`]: a mock of these APIs with latency and injected faults, for tests and benchmarks.
+//! * [`config`]: the settings of one import as a plain value (the command line and jobs build it).
 //! * [`run`] and [`feed`]: one ingest run, from the source to chunked upserts and the run record.
 
+pub mod config;
 pub mod csv;
 pub mod dedup;
 pub mod envelope;

@@ -1,14 +1,15 @@
 //! Bookings: joining and leaving parties.
 //!
-//! A seat is taken by one conditional `UPDATE parties SET joined = joined + 1 ... WHERE joined <
-//! capacity AND status = 'recruiting' AND deadline_at > now`, in the same transaction as the booking
-//! row. The database serialises updates of one row, so no interleaving can overbook: on PostgreSQL
+//! A seat is taken by one conditional `UPDATE parties SET joined = joined + 1 ... WHERE` the party
+//! accepts bookings ([`crate::lifecycle::accepts_bookings_sql`]: recruiting, `joined < capacity`,
+//! deadline ahead), in the same transaction as the booking row. The database serialises updates of one row, so no interleaving can overbook: on PostgreSQL
 //! a concurrent update waits for the row lock and re-checks the condition; on SQLite writers take
 //! turns. The partial unique index on active bookings stops a user holding two seats.
 
 use crate::db::Db;
 use crate::error::{is_unique_violation, Result};
-use crate::parties::{get_party_on, status, write_event, Party, PartyEvent, COLUMNS};
+use crate::lifecycle::{accepts_bookings_sql, BookingStatus, PartyStatus};
+use crate::parties::{get_party_on, write_event, Party, PartyEvent, COLUMNS};
 use crate::topics::party_kind;
 use crate::users::banned_until;
 
@@ -24,7 +25,7 @@ pub enum BookingError {
     #[error("the party was cancelled")]
     Cancelled,
     #[error("the party is {0}")]
-    Closed(String),
+    Closed(PartyStatus),
     #[error("already a member of this party")]
     AlreadyMember,
     #[error("not a member of this party")]
@@ -57,10 +58,8 @@ pub async fn is_active_member(db: &Db, party_id: i64, user_id: i64) -> Result<bo
 fn join_refusal(party: Option<Party>, now: i64) -> BookingError {
     match party {
         None => BookingError::NotFound,
-        Some(p) if p.status == status::CANCELLED => BookingError::Cancelled,
-        Some(p) if p.status == status::CLOSED || p.status == status::COMPLETED => {
-            BookingError::Closed(p.status)
-        }
+        Some(p) if p.status == PartyStatus::Cancelled => BookingError::Cancelled,
+        Some(p) if !p.status.is_open() => BookingError::Closed(p.status),
         Some(p) if p.deadline_at <= now => BookingError::DeadlinePassed,
         Some(_) => BookingError::Full,
     }
@@ -88,10 +87,9 @@ pub async fn join_party(
         "UPDATE parties SET joined = joined + 1, \
          status = CASE WHEN joined + 1 >= capacity THEN '{full}' ELSE status END, \
          version = version + 1, updated_at = $2 \
-         WHERE id = $1 AND status = '{recruiting}' AND joined < capacity AND deadline_at > $2 \
-         RETURNING {COLUMNS}",
-        full = status::FULL,
-        recruiting = status::RECRUITING,
+         WHERE id = $1 AND {open} RETURNING {COLUMNS}",
+        full = PartyStatus::Full,
+        open = accepts_bookings_sql("$2"),
     )))
     .bind(party_id)
     .bind(now)
@@ -113,7 +111,7 @@ pub async fn join_party(
         member_ids: None,
     };
     write_event(tx.conn(), party_kind::JOINED, &event, now).await?;
-    if party.status == status::FULL {
+    if party.status == PartyStatus::Full {
         write_event(tx.conn(), party_kind::FULL, &event, now).await?;
     }
     tx.commit().await?;
@@ -134,10 +132,12 @@ pub async fn leave_party(
     if current.leader_id == user_id {
         return Err(BookingError::LeaderCannotLeave);
     }
-    let left = sqlx::query(
-        "UPDATE bookings SET status = 'left', updated_at = $3 \
-         WHERE party_id = $1 AND user_id = $2 AND status = 'joined'",
-    )
+    let left = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE bookings SET status = '{}', updated_at = $3 \
+         WHERE party_id = $1 AND user_id = $2 AND status IN ({})",
+        BookingStatus::Left,
+        BookingStatus::sources_sql(BookingStatus::Left)
+    )))
     .bind(party_id)
     .bind(user_id)
     .bind(now)
@@ -151,10 +151,11 @@ pub async fn leave_party(
         "UPDATE parties SET joined = joined - 1, \
          status = CASE WHEN status = '{full}' THEN '{recruiting}' ELSE status END, \
          version = version + 1, updated_at = $2 \
-         WHERE id = $1 AND status IN ('{recruiting}', '{full}') AND deadline_at > $2 \
+         WHERE id = $1 AND status IN ({open}) AND deadline_at > $2 \
          RETURNING {COLUMNS}",
-        full = status::FULL,
-        recruiting = status::RECRUITING,
+        full = PartyStatus::Full,
+        recruiting = PartyStatus::Recruiting,
+        open = PartyStatus::open_sql(),
     )))
     .bind(party_id)
     .bind(now)
@@ -183,10 +184,12 @@ pub async fn leave_party(
 
 /// Count of active bookings of a party (for consistency checks).
 pub async fn count_active(db: &Db, party_id: i64) -> Result<i64> {
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM bookings WHERE party_id = $1 AND status = 'joined'")
-            .bind(party_id)
-            .fetch_one(db.pool())
-            .await?;
+    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM bookings WHERE party_id = $1 AND status = '{}'",
+        BookingStatus::Joined
+    )))
+    .bind(party_id)
+    .fetch_one(db.pool())
+    .await?;
     Ok(n)
 }

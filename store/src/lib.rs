@@ -21,6 +21,7 @@ pub mod events;
 pub mod idempotency;
 pub mod ingest_runs;
 pub mod items;
+pub mod lifecycle;
 pub mod live;
 pub mod markets;
 mod members;
@@ -28,6 +29,8 @@ pub mod outbox;
 pub mod parties;
 mod query;
 pub mod rooms;
+pub mod rules;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod tokens;
 pub mod topics;

@@ -5,13 +5,15 @@
 use sqlx::{AnyConnection, FromRow};
 
 use crate::error::Result;
+use crate::lifecycle::BookingStatus;
 
 #[derive(Clone, Debug, FromRow, serde::Serialize, PartialEq)]
 pub struct Booking {
     pub id: i64,
     pub party_id: i64,
     pub user_id: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: BookingStatus,
     pub created_at: i64,
 }
 
@@ -21,10 +23,11 @@ pub(crate) async fn insert_booking(
     user_id: i64,
     now: i64,
 ) -> std::result::Result<Booking, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO bookings (party_id, user_id, status, created_at, updated_at) \
-         VALUES ($1, $2, 'joined', $3, $3) RETURNING id, party_id, user_id, status, created_at",
-    )
+         VALUES ($1, $2, '{}', $3, $3) RETURNING id, party_id, user_id, status, created_at",
+        BookingStatus::Joined
+    )))
     .bind(party_id)
     .bind(user_id)
     .bind(now)
@@ -34,9 +37,10 @@ pub(crate) async fn insert_booking(
 
 /// Ids of the party's current members (leader included).
 pub(crate) async fn member_ids(conn: &mut AnyConnection, party_id: i64) -> Result<Vec<i64>> {
-    let rows: Vec<(i64,)> = sqlx::query_as(
-        "SELECT user_id FROM bookings WHERE party_id = $1 AND status = 'joined' ORDER BY id",
-    )
+    let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT user_id FROM bookings WHERE party_id = $1 AND status = '{}' ORDER BY id",
+        BookingStatus::Joined
+    )))
     .bind(party_id)
     .fetch_all(conn)
     .await?;
@@ -48,9 +52,10 @@ pub(crate) async fn is_member(
     party_id: i64,
     user_id: i64,
 ) -> Result<bool> {
-    let row: Option<(i64,)> = sqlx::query_as(
-        "SELECT id FROM bookings WHERE party_id = $1 AND user_id = $2 AND status = 'joined'",
-    )
+    let row: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM bookings WHERE party_id = $1 AND user_id = $2 AND status = '{}'",
+        BookingStatus::Joined
+    )))
     .bind(party_id)
     .bind(user_id)
     .fetch_optional(conn)

@@ -7,19 +7,13 @@ use sqlx::{AnyConnection, FromRow};
 use crate::cursor;
 use crate::db::Db;
 use crate::error::Result;
+use crate::lifecycle::{accepts_bookings, BookingStatus};
 use crate::query::Filter;
+use crate::rules::{self, Invalid};
 use crate::topics::{party_kind, PARTIES_TOPIC};
 use crate::{items, markets, outbox};
 
-/// Party statuses, as stored.
-pub mod status {
-    pub const RECRUITING: &str = "recruiting";
-    pub const FULL: &str = "full";
-    pub const CLOSED: &str = "closed";
-    pub const COMPLETED: &str = "completed";
-    pub const CANCELLED: &str = "cancelled";
-    pub const ALL: [&str; 5] = [RECRUITING, FULL, CLOSED, COMPLETED, CANCELLED];
-}
+pub use crate::lifecycle::PartyStatus;
 
 #[derive(Clone, Debug, FromRow, Serialize, Deserialize, PartialEq)]
 pub struct Party {
@@ -34,7 +28,8 @@ pub struct Party {
     pub price_per_share: Option<i64>,
     pub meet_at: i64,
     pub deadline_at: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: PartyStatus,
     pub cancel_reason: Option<String>,
     pub lat: f64,
     pub lng: f64,
@@ -43,12 +38,25 @@ pub struct Party {
     pub updated_at: i64,
 }
 
+impl Party {
+    /// Whether the party takes a new booking at `now` (see [`accepts_bookings`]).
+    pub fn accepts_bookings(&self, now: i64) -> bool {
+        accepts_bookings(
+            self.status,
+            self.joined,
+            self.capacity,
+            self.deadline_at,
+            now,
+        )
+    }
+}
+
 pub(crate) const COLUMNS: &str =
     "id, leader_id, market_id, item_id, title, description, capacity, \
      joined, price_per_share, meet_at, deadline_at, status, cancel_reason, lat, lng, version, \
      created_at, updated_at";
 
-/// A party to create; values are already validated for shape (lengths, capacity range).
+/// A party to create. [`create_party`] checks it against [`crate::rules`] whoever built it.
 #[derive(Clone, Debug)]
 pub struct NewParty {
     pub leader_id: i64,
@@ -60,6 +68,21 @@ pub struct NewParty {
     pub price_per_share: Option<i64>,
     pub meet_at: i64,
     pub deadline_at: i64,
+}
+
+impl NewParty {
+    /// Checks every value against the rules, the times against `now`, and normalises the text
+    /// (trimmed title and description).
+    pub fn checked(mut self, now: i64) -> Result<Self, Invalid> {
+        rules::positive_id(self.market_id, "market_id")?;
+        rules::positive_id(self.item_id, "item_id")?;
+        self.title = rules::title(&self.title)?;
+        self.description = rules::description(&self.description)?;
+        rules::capacity(self.capacity)?;
+        rules::price_per_share(self.price_per_share)?;
+        rules::party_times(self.meet_at, self.deadline_at, now)?;
+        Ok(self)
+    }
 }
 
 /// Why a party change was refused.
@@ -75,16 +98,12 @@ pub enum PartyError {
     ItemNotFound,
     #[error("only the leader may change this party")]
     NotLeader,
-    #[error("the meet time must be in the future")]
-    MeetInPast,
-    #[error("the booking deadline must be in the future")]
-    DeadlineInPast,
-    #[error("the booking deadline must not be after the meet time")]
-    DeadlineAfterMeet,
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     #[error("the party has already met")]
     AlreadyMet,
     #[error("the party is {0}")]
-    WrongStatus(String),
+    WrongStatus(PartyStatus),
     #[error("user is banned until {0}")]
     Banned(i64),
     #[error("the user does not exist")]
@@ -134,15 +153,7 @@ pub async fn get_party_on(conn: &mut AnyConnection, id: i64) -> Result<Option<Pa
 
 /// Creates a party with its leader as the first member.
 pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, PartyError> {
-    if new.meet_at <= now {
-        return Err(PartyError::MeetInPast);
-    }
-    if new.deadline_at <= now {
-        return Err(PartyError::DeadlineInPast);
-    }
-    if new.deadline_at > new.meet_at {
-        return Err(PartyError::DeadlineAfterMeet);
-    }
+    let new = &new.clone().checked(now)?;
     let mut tx = db.begin().await?;
     let leader = crate::users::banned_until(tx.conn(), new.leader_id)
         .await?
@@ -165,7 +176,7 @@ pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, Pa
         "INSERT INTO parties (leader_id, market_id, item_id, title, description, capacity, joined, \
          price_per_share, meet_at, deadline_at, status, lat, lng, version, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, '{}', $10, $11, 1, $12, $12) RETURNING {COLUMNS}",
-        status::RECRUITING
+        PartyStatus::Recruiting
     )))
     .bind(new.leader_id)
     .bind(new.market_id)
@@ -200,6 +211,24 @@ pub struct PartyPatch {
     pub meet_at: Option<i64>,
 }
 
+impl PartyPatch {
+    /// Checks the fields given against the rules (and a new meet time against `now`).
+    pub fn checked(self, now: i64) -> Result<Self, Invalid> {
+        if let Some(meet_at) = self.meet_at {
+            rules::meet_ahead(meet_at, now)?;
+        }
+        Ok(Self {
+            title: self.title.as_deref().map(rules::title).transpose()?,
+            description: self
+                .description
+                .as_deref()
+                .map(rules::description)
+                .transpose()?,
+            meet_at: self.meet_at,
+        })
+    }
+}
+
 /// Edits a party that has not met yet and is not cancelled or completed.
 pub async fn update_party(
     db: &Db,
@@ -208,18 +237,14 @@ pub async fn update_party(
     patch: &PartyPatch,
     now: i64,
 ) -> Result<Party, PartyError> {
-    if patch.meet_at.is_some_and(|t| t <= now) {
-        return Err(PartyError::MeetInPast);
-    }
+    let patch = &patch.clone().checked(now)?;
     let mut tx = db.begin().await?;
     let updated: Option<Party> = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "UPDATE parties SET title = COALESCE($3, title), description = COALESCE($4, description), \
          meet_at = COALESCE($5, meet_at), version = version + 1, updated_at = $6 \
-         WHERE id = $1 AND leader_id = $2 AND status IN ('{}', '{}', '{}') AND meet_at > $6 \
+         WHERE id = $1 AND leader_id = $2 AND status IN ({}) AND meet_at > $6 \
          AND COALESCE($5, meet_at) >= deadline_at RETURNING {COLUMNS}",
-        status::RECRUITING,
-        status::FULL,
-        status::CLOSED
+        PartyStatus::live_sql()
     )))
     .bind(id)
     .bind(leader_id)
@@ -255,11 +280,12 @@ fn refusal(
     match current {
         None => PartyError::NotFound,
         Some(p) if p.leader_id != leader_id => PartyError::NotLeader,
-        Some(p) if p.status == status::CANCELLED || p.status == status::COMPLETED => {
-            PartyError::WrongStatus(p.status)
-        }
+        Some(p) if !p.status.is_live() => PartyError::WrongStatus(p.status),
         Some(p) if p.meet_at <= now => PartyError::AlreadyMet,
-        Some(p) if meet_before_deadline(&p) => PartyError::DeadlineAfterMeet,
+        Some(p) if meet_before_deadline(&p) => PartyError::Invalid(Invalid::new(
+            "deadline_at",
+            "the booking deadline must not be after the meet time",
+        )),
         Some(p) => PartyError::WrongStatus(p.status),
     }
 }
@@ -272,19 +298,18 @@ pub async fn cancel_party(
     reason: &str,
     now: i64,
 ) -> Result<Party, PartyError> {
+    let reason = rules::cancel_reason(reason)?;
     let mut tx = db.begin().await?;
     let cancelled: Option<Party> = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "UPDATE parties SET status = '{}', cancel_reason = $3, version = version + 1, updated_at = $4 \
-         WHERE id = $1 AND leader_id = $2 AND status IN ('{}', '{}', '{}') AND meet_at > $4 \
+         WHERE id = $1 AND leader_id = $2 AND status IN ({}) AND meet_at > $4 \
          RETURNING {COLUMNS}",
-        status::CANCELLED,
-        status::RECRUITING,
-        status::FULL,
-        status::CLOSED
+        PartyStatus::Cancelled,
+        PartyStatus::sources_sql(PartyStatus::Cancelled)
     )))
     .bind(id)
     .bind(leader_id)
-    .bind(reason)
+    .bind(&reason)
     .bind(now)
     .fetch_optional(tx.conn())
     .await?;
@@ -308,7 +333,7 @@ pub async fn cancel_party(
 pub struct PartyFilter {
     pub market_id: Option<i64>,
     pub item_id: Option<i64>,
-    pub status: Option<String>,
+    pub status: Option<PartyStatus>,
 }
 
 /// A page of parties, newest first, before `before` (exclusive).
@@ -326,7 +351,7 @@ pub async fn list_parties(
         f.eq_i64("item_id", item_id);
     }
     if let Some(status) = &filter.status {
-        f.eq_str("status", status);
+        f.eq_str("status", status.as_str());
     }
     f.lt_i64("id", before.unwrap_or(i64::MAX));
     let sql = format!(
@@ -354,7 +379,8 @@ pub enum Role {
 pub struct MyParty {
     #[sqlx(flatten)]
     pub party: Party,
-    pub booking_status: String,
+    #[sqlx(try_from = "String")]
+    pub booking_status: BookingStatus,
 }
 
 /// The parties a user leads or belongs to (bookings not left), newest first.
@@ -377,8 +403,9 @@ pub async fn list_user_parties(
         .join(", ");
     let sql = format!(
         "SELECT {columns}, b.status AS booking_status FROM parties p \
-         JOIN bookings b ON b.party_id = p.id AND b.user_id = $1 AND b.status <> 'left' \
+         JOIN bookings b ON b.party_id = p.id AND b.user_id = $1 AND b.status <> '{}' \
          WHERE p.id < $2 {role_clause} ORDER BY p.id DESC LIMIT {}",
+        BookingStatus::Left,
         limit + 1
     );
     let rows: Vec<MyParty> = sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
@@ -389,12 +416,11 @@ pub async fn list_user_parties(
     Ok(cursor::page(rows, limit, |p| p.party.id))
 }
 
-/// Every party that can still be booked or is full (what the nearby index holds).
+/// Every open party (see [`PartyStatus::is_open`]): what the nearby index holds.
 pub async fn list_open_parties(db: &Db) -> Result<Vec<Party>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
-        "SELECT {COLUMNS} FROM parties WHERE status IN ('{}', '{}') ORDER BY id",
-        status::RECRUITING,
-        status::FULL
+        "SELECT {COLUMNS} FROM parties WHERE status IN ({}) ORDER BY id",
+        PartyStatus::open_sql()
     )))
     .fetch_all(db.pool())
     .await?)

@@ -10,15 +10,7 @@ use sqlx::FromRow;
 use crate::db::Db;
 use crate::error::Result;
 
-/// Room states, as stored.
-pub mod state {
-    /// Admitting at the room's rate.
-    pub const OPEN: &str = "open";
-    /// Entering is allowed; nobody is admitted until it resumes.
-    pub const PAUSED: &str = "paused";
-    /// The party filled, was cancelled or met: everyone waiting was told; nobody enters.
-    pub const CLOSED: &str = "closed";
-}
+pub use crate::lifecycle::RoomState;
 
 /// Why a room closed, as stored in `close_reason`.
 pub mod reason {
@@ -33,7 +25,8 @@ pub mod reason {
 #[derive(Clone, Debug, FromRow, PartialEq, Eq)]
 pub struct Room {
     pub party_id: i64,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: RoomState,
     pub rate_per_min: i64,
     pub auto_opened: i64,
     pub admitted_total: i64,
@@ -47,7 +40,7 @@ pub struct Room {
 impl Room {
     /// Whether bookings of the party need an admission pass (open or paused).
     pub fn gates_bookings(&self) -> bool {
-        self.state == state::OPEN || self.state == state::PAUSED
+        self.state.gates_bookings()
     }
 }
 
@@ -73,7 +66,7 @@ pub async fn open_room(db: &Db, party_id: i64, rate_per_min: i64, now: i64) -> R
          VALUES ($1, '{open}', $2, 0, $3, $3) \
          ON CONFLICT (party_id) DO UPDATE SET state = '{open}', rate_per_min = $2, \
          close_reason = NULL, updated_at = $3 RETURNING {COLUMNS}",
-        open = state::OPEN
+        open = RoomState::Open
     )))
     .bind(party_id)
     .bind(rate_per_min)
@@ -91,7 +84,7 @@ pub async fn auto_open_room(db: &Db, party_id: i64, rate_per_min: i64, now: i64)
     let done = sqlx::query(sqlx::AssertSqlSafe(&*format!(
         "INSERT INTO waiting_rooms (party_id, state, rate_per_min, auto_opened, opened_at, updated_at) \
          VALUES ($1, '{}', $2, 1, $3, $3) ON CONFLICT (party_id) DO NOTHING",
-        state::OPEN
+        RoomState::Open
     )))
     .bind(party_id)
     .bind(rate_per_min)
@@ -102,28 +95,29 @@ pub async fn auto_open_room(db: &Db, party_id: i64, rate_per_min: i64, now: i64)
     Ok(done.rows_affected() == 1)
 }
 
-/// Moves the room from one of `from` to `to` (with `reason` when closing). `None` when the room is
-/// not in one of `from` (or does not exist): the caller reads it again to say why.
+/// Moves the room from one of `from` to `to` (with `reason` when closing); only the states of
+/// `from` that [`RoomState::can_become`] `to` count. `None` when the room is in none of them (or
+/// does not exist): the caller reads it again to say why.
 pub async fn change_state(
     db: &Db,
     party_id: i64,
-    from: &[&str],
-    to: &str,
+    from: &[RoomState],
+    to: RoomState,
     reason: Option<&str>,
     now: i64,
 ) -> Result<Option<Room>> {
-    let allowed = from
-        .iter()
-        .map(|s| format!("'{s}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let allowed: Vec<RoomState> = from.iter().copied().filter(|s| s.can_become(to)).collect();
+    if allowed.is_empty() {
+        return Ok(None);
+    }
+    let allowed = RoomState::sql_list(allowed);
     let mut tx = db.begin().await?;
     let room: Option<Room> = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "UPDATE waiting_rooms SET state = $2, close_reason = $3, updated_at = $4 \
          WHERE party_id = $1 AND state IN ({allowed}) RETURNING {COLUMNS}"
     )))
     .bind(party_id)
-    .bind(to)
+    .bind(to.as_str())
     .bind(reason)
     .bind(now)
     .fetch_optional(tx.conn())
@@ -135,9 +129,13 @@ pub async fn change_state(
 /// Rooms the admitter looks after: open or paused.
 pub async fn list_live_rooms(db: &Db) -> Result<Vec<Room>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
-        "SELECT {COLUMNS} FROM waiting_rooms WHERE state IN ('{}', '{}') ORDER BY party_id",
-        state::OPEN,
-        state::PAUSED
+        "SELECT {COLUMNS} FROM waiting_rooms WHERE state IN ({}) ORDER BY party_id",
+        RoomState::sql_list(
+            RoomState::ALL
+                .iter()
+                .copied()
+                .filter(|s| s.gates_bookings())
+        )
     )))
     .fetch_all(db.pool())
     .await?)

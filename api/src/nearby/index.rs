@@ -13,7 +13,7 @@ use geo_index::{Cursor, GeoError, GeoIndex, Hit, LatLng};
 use store::events::{Envelope, PARTIES_TOPIC};
 use store::live::{Bus, BusMessage, LiveError, Subscription};
 use store::markets::Market;
-use store::parties::{status, Party};
+use store::parties::Party;
 use store::Db;
 use tokio::sync::watch;
 
@@ -86,7 +86,7 @@ pub struct NearbyIndex {
 
 /// Whether a party belongs in the index.
 fn is_open(p: &Party) -> bool {
-    p.status == status::RECRUITING || p.status == status::FULL
+    p.status.is_open()
 }
 
 fn point(lat: f64, lng: f64) -> Option<LatLng> {
@@ -249,7 +249,7 @@ impl NearbyIndex {
         let mut out: Vec<_> = state
             .rows
             .values()
-            .map(|p| (p.party.id, p.party.version, p.party.status.clone()))
+            .map(|p| (p.party.id, p.party.version, p.party.status.to_string()))
             .collect();
         out.sort();
         out

@@ -158,7 +158,7 @@ async fn list_nearby_parties(
             area.limit + 1,
             area.after,
             |p| {
-                (include_full || p.party.status == store::parties::status::RECRUITING)
+                (include_full || p.party.status == store::parties::PartyStatus::Recruiting)
                     && q.item_id.is_none_or(|item| p.party.item_id == item)
                     && category.as_deref().is_none_or(|c| {
                         p.category_code
@@ -294,7 +294,7 @@ mod tests {
             price_per_share: Some(1500),
             meet_at: 1_800_000_000_000,
             deadline_at: 1_799_990_000_000,
-            status: "recruiting".into(),
+            status: store::parties::PartyStatus::Recruiting,
             cancel_reason: None,
             lat: 37.5,
             lng: 127.0,

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use store::bookings;
-use store::parties::{self, status, PartyError, PartyFilter, Role};
+use store::parties::{self, PartyError, PartyFilter, PartyStatus, Role};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -46,7 +46,7 @@ async fn create_party(
     user: AuthUser,
     Json(req): Json<CreatePartyRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let new = req.parse(user.id, state.latest_meet())?;
+    let new = req.parse(user.id, state.now(), state.latest_meet())?;
     let party = parties::create_party(&state.db, &new, state.now()).await?;
     tracing::info!(party.id = party.id, user.id = user.id, "party created");
     let location = format!("/api/v1/parties/{}", party.id);
@@ -82,18 +82,21 @@ async fn list_parties(
 ) -> ApiResult<axum::Json<Page<PartyView>>> {
     let limit = paging::limit(q.limit)?;
     let before = paging::cursor(q.cursor.as_deref())?;
-    if let Some(s) = &q.status {
-        if !status::ALL.contains(&s.as_str()) {
-            return Err(ApiError::invalid(
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<PartyStatus>)
+        .transpose()
+        .map_err(|_| {
+            ApiError::invalid(
                 "status",
-                format!("status must be one of {}", status::ALL.join(", ")),
-            ));
-        }
-    }
+                format!("status must be one of {}", PartyStatus::names()),
+            )
+        })?;
     let filter = PartyFilter {
         market_id: q.market_id,
         item_id: q.item_id,
-        status: q.status,
+        status,
     };
     let (rows, next_cursor) = parties::list_parties(&state.db, &filter, before, limit).await?;
     Ok(axum::Json(Page {
@@ -135,7 +138,7 @@ async fn update_party(
     Path(id): Path<i64>,
     Json(req): Json<UpdatePartyRequest>,
 ) -> ApiResult<axum::Json<PartyView>> {
-    let patch = req.parse(state.latest_meet())?;
+    let patch = req.parse(state.now(), state.latest_meet())?;
     let party = parties::update_party(&state.db, id, user.id, &patch, state.now()).await?;
     Ok(axum::Json(party.into()))
 }
@@ -204,7 +207,7 @@ async fn join_party(
             id: booking.id,
             party_id: booking.party_id,
             user_id: booking.user_id,
-            status: booking.status,
+            status: booking.status.to_string(),
             created_at: Timestamp(booking.created_at),
             party: party.into(),
         }),
@@ -287,7 +290,7 @@ async fn list_my_parties(
                 } else {
                     "member"
                 },
-                booking_status: mp.booking_status,
+                booking_status: mp.booking_status.to_string(),
                 party: mp.party.into(),
             })
             .collect(),

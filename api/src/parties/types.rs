@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use store::bookings::BookingError;
 use store::parties::{NewParty, Party, PartyError, PartyPatch};
+use store::rules::{self, Invalid};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -51,7 +52,7 @@ impl From<Party> for PartyView {
             price_per_share: p.price_per_share,
             meet_at: Timestamp(p.meet_at),
             deadline_at: Timestamp(p.deadline_at),
-            status: p.status,
+            status: p.status.to_string(),
             cancel_reason: p.cancel_reason,
             lat: p.lat,
             lng: p.lng,
@@ -80,88 +81,30 @@ pub struct CreatePartyRequest {
     pub deadline_at: Timestamp,
 }
 
-/// Refuses a time later than `latest` (now plus the configured horizon): a client may not plan
-/// parties decades ahead, and far-future times are where formatting and arithmetic break.
-fn within_horizon(t: Timestamp, field: &str, latest: i64) -> Result<i64, ApiError> {
-    if t.0 > latest {
-        return Err(ApiError::invalid(
-            field,
-            format!(
-                "{field} must be at most {} (the furthest a party may be planned ahead)",
-                Timestamp(latest).to_rfc3339()
-            ),
-        ));
-    }
-    Ok(t.0)
-}
-
-pub const TITLE_MAX: usize = 100;
-pub const DESCRIPTION_MAX: usize = 2000;
-pub const PRICE_MAX: i64 = 10_000_000;
-
-fn title(raw: &str) -> Result<String, ApiError> {
-    let t = raw.trim();
-    let n = t.chars().count();
-    if n == 0 || n > TITLE_MAX {
-        return Err(ApiError::invalid(
-            "title",
-            format!("title must be 1 to {TITLE_MAX} characters"),
-        ));
-    }
-    Ok(t.to_owned())
-}
-
-fn description(raw: &str) -> Result<String, ApiError> {
-    let d = raw.trim();
-    if d.chars().count() > DESCRIPTION_MAX {
-        return Err(ApiError::invalid(
-            "description",
-            format!("description must be at most {DESCRIPTION_MAX} characters"),
-        ));
-    }
-    Ok(d.to_owned())
-}
-
-fn positive_id(id: i64, field: &str) -> Result<i64, ApiError> {
-    if id <= 0 {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} must be a positive id"),
-        ));
-    }
-    Ok(id)
+/// Refuses a time later than `latest` (now plus the configured horizon).
+fn within_horizon(t: Timestamp, field: &str, latest: i64) -> Result<i64, Invalid> {
+    rules::within_horizon(t.0, field, latest, &Timestamp(latest).to_rfc3339())
 }
 
 impl CreatePartyRequest {
-    /// Checks shapes and ranges, and that no time is later than `latest` (now plus the horizon);
-    /// the rules against "now" itself are the store's.
-    pub fn parse(self, leader_id: i64, latest: i64) -> Result<NewParty, ApiError> {
-        if !(2..=50).contains(&self.capacity) {
-            return Err(ApiError::invalid(
-                "capacity",
-                "capacity must be between 2 and 50, the leader included",
-            ));
-        }
-        if self
-            .price_per_share
-            .is_some_and(|p| !(0..=PRICE_MAX).contains(&p))
-        {
-            return Err(ApiError::invalid(
-                "price_per_share",
-                format!("price_per_share must be between 0 and {PRICE_MAX} KRW"),
-            ));
-        }
-        Ok(NewParty {
+    /// Checks the values against the store's rules (at `now`), and that no time is later than
+    /// `latest` (now plus the horizon, a setting of the server's).
+    pub fn parse(self, leader_id: i64, now: i64, latest: i64) -> Result<NewParty, Invalid> {
+        let new = NewParty {
             leader_id,
-            market_id: positive_id(self.market_id, "market_id")?,
-            item_id: positive_id(self.item_id, "item_id")?,
-            title: title(&self.title)?,
-            description: description(&self.description)?,
+            market_id: self.market_id,
+            item_id: self.item_id,
+            title: self.title,
+            description: self.description,
             capacity: self.capacity,
             price_per_share: self.price_per_share,
-            meet_at: within_horizon(self.meet_at, "meet_at", latest)?,
-            deadline_at: within_horizon(self.deadline_at, "deadline_at", latest)?,
-        })
+            meet_at: self.meet_at.0,
+            deadline_at: self.deadline_at.0,
+        }
+        .checked(now)?;
+        within_horizon(self.meet_at, "meet_at", latest)?;
+        within_horizon(self.deadline_at, "deadline_at", latest)?;
+        Ok(new)
     }
 }
 
@@ -175,22 +118,24 @@ pub struct UpdatePartyRequest {
 }
 
 impl UpdatePartyRequest {
-    /// Checks the fields given; `latest` is now plus the meet horizon.
-    pub fn parse(self, latest: i64) -> Result<PartyPatch, ApiError> {
+    /// Checks the fields given against the store's rules (at `now`); `latest` is now plus the
+    /// meet horizon.
+    pub fn parse(self, now: i64, latest: i64) -> Result<PartyPatch, Invalid> {
         if self.title.is_none() && self.description.is_none() && self.meet_at.is_none() {
-            return Err(ApiError::invalid(
+            return Err(Invalid::new(
                 "title",
                 "give at least one of title, description, meet_at",
             ));
         }
-        Ok(PartyPatch {
-            title: self.title.as_deref().map(title).transpose()?,
-            description: self.description.as_deref().map(description).transpose()?,
-            meet_at: self
-                .meet_at
-                .map(|t| within_horizon(t, "meet_at", latest))
-                .transpose()?,
-        })
+        if let Some(meet_at) = self.meet_at {
+            within_horizon(meet_at, "meet_at", latest)?;
+        }
+        PartyPatch {
+            title: self.title,
+            description: self.description,
+            meet_at: self.meet_at.map(|t| t.0),
+        }
+        .checked(now)
     }
 }
 
@@ -202,16 +147,8 @@ pub struct CancelPartyRequest {
 }
 
 impl CancelPartyRequest {
-    pub fn parse(self) -> Result<String, ApiError> {
-        let r = self.reason.trim();
-        let n = r.chars().count();
-        if n == 0 || n > 500 {
-            return Err(ApiError::invalid(
-                "reason",
-                "reason must be 1 to 500 characters",
-            ));
-        }
-        Ok(r.to_owned())
+    pub fn parse(self) -> Result<String, Invalid> {
+        rules::cancel_reason(&self.reason)
     }
 }
 
@@ -250,14 +187,7 @@ impl From<PartyError> for ApiError {
             PartyError::NotLeader => {
                 ApiError::forbidden("not_party_leader", "only the party's leader may do this")
             }
-            PartyError::MeetInPast => ApiError::invalid("meet_at", "meet_at must be in the future"),
-            PartyError::DeadlineInPast => {
-                ApiError::invalid("deadline_at", "deadline_at must be in the future")
-            }
-            PartyError::DeadlineAfterMeet => ApiError::invalid(
-                "deadline_at",
-                "the booking deadline must not be after the meet time",
-            ),
+            PartyError::Invalid(invalid) => invalid.into(),
             PartyError::AlreadyMet => {
                 ApiError::conflict("party_already_met", "the party's meet time has passed")
             }

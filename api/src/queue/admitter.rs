@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use store::live::queue::AdmitOutcome;
-use store::parties::{self, status, Party};
-use store::rooms::{self, reason, Room};
+use store::parties::{self, Party, PartyStatus};
+use store::rooms::{self, reason, Room, RoomState};
 use tokio::sync::watch;
 
 use super::room::{notify, rate_key, Notice};
@@ -44,7 +44,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             }
         }
         tick_once(&state, &mut paces).await;
-        state.admitter_ticks.fetch_add(1, Ordering::SeqCst);
+        state.admitter_rounds.fetch_add(1, Ordering::SeqCst);
     }
     if let Err(err) = state.live.lease.release(LEASE, &state.instance_id).await {
         tracing::warn!(error = %err, "admitter lease not released");
@@ -92,11 +92,11 @@ async fn round(
 
 /// Why a room must close now, if it must.
 fn closing_reason(party: &Party, now: i64) -> Option<&'static str> {
-    if party.status == status::CANCELLED {
+    if party.status == PartyStatus::Cancelled {
         Some(reason::CANCELLED)
-    } else if party.status == status::FULL || party.joined >= party.capacity {
+    } else if party.status == PartyStatus::Full || party.joined >= party.capacity {
         Some(reason::FULL)
-    } else if party.status != status::RECRUITING || party.deadline_at <= now {
+    } else if !party.accepts_bookings(now) {
         Some(reason::CLOSED)
     } else {
         None
@@ -113,7 +113,7 @@ async fn tend(
     let party_id = room.party_id;
     let queue = &state.live.queue;
     let expired = queue.expire(party_id, now).await?;
-    let open = room.state == rooms::state::OPEN;
+    let open = room.state == RoomState::Open;
     // Passes in flight first, seats taken second: a booking commits before it consumes its pass,
     // so a person who books in between is counted twice (harmless) and never not at all. A paused
     // room admits nobody and needs no count.
@@ -188,12 +188,11 @@ pub(crate) async fn close(
     why: &str,
     now: i64,
 ) -> Result<(), store::Error> {
-    let from = [rooms::state::OPEN, rooms::state::PAUSED];
     let closed = rooms::change_state(
         &state.db,
         room.party_id,
-        &from,
-        rooms::state::CLOSED,
+        RoomState::ALL,
+        RoomState::Closed,
         Some(why),
         now,
     )
@@ -326,7 +325,7 @@ mod tests {
         assert_eq!(pace.measured_per_min(200_000), None);
     }
 
-    fn party(status: &str, joined: i64, capacity: i64, deadline_at: i64) -> Party {
+    fn party(status: PartyStatus, joined: i64, capacity: i64, deadline_at: i64) -> Party {
         Party {
             id: 1,
             leader_id: 1,
@@ -339,7 +338,7 @@ mod tests {
             price_per_share: None,
             meet_at: deadline_at + 1,
             deadline_at,
-            status: status.into(),
+            status,
             cancel_reason: None,
             lat: 0.0,
             lng: 0.0,
@@ -351,21 +350,24 @@ mod tests {
 
     #[test]
     fn rooms_close_when_their_party_fills_is_cancelled_or_closes() {
-        assert_eq!(closing_reason(&party("recruiting", 3, 10, 100), 50), None);
         assert_eq!(
-            closing_reason(&party("full", 10, 10, 100), 50),
+            closing_reason(&party(PartyStatus::Recruiting, 3, 10, 100), 50),
+            None
+        );
+        assert_eq!(
+            closing_reason(&party(PartyStatus::Full, 10, 10, 100), 50),
             Some("full")
         );
         assert_eq!(
-            closing_reason(&party("cancelled", 3, 10, 100), 50),
+            closing_reason(&party(PartyStatus::Cancelled, 3, 10, 100), 50),
             Some("cancelled")
         );
         assert_eq!(
-            closing_reason(&party("recruiting", 3, 10, 100), 100),
+            closing_reason(&party(PartyStatus::Recruiting, 3, 10, 100), 100),
             Some("closed")
         );
         assert_eq!(
-            closing_reason(&party("closed", 3, 10, 100), 50),
+            closing_reason(&party(PartyStatus::Closed, 3, 10, 100), 50),
             Some("closed")
         );
     }

@@ -3,7 +3,7 @@
 
 use axum::http::HeaderMap;
 use store::live::queue::QueueSpot;
-use store::parties::{self, status};
+use store::parties;
 use store::rooms;
 
 use super::pass::PassError;
@@ -139,10 +139,10 @@ async fn auto_open_on_burst(state: &AppState, party_id: i64, user_id: i64) -> Ap
     if decision.allowed {
         return Ok(());
     }
-    let recruiting = parties::get_party(&state.db, party_id)
+    let bookable = parties::get_party(&state.db, party_id)
         .await?
-        .is_some_and(|p| p.status == status::RECRUITING);
-    if !recruiting {
+        .is_some_and(|p| p.accepts_bookings(state.now()));
+    if !bookable {
         // Full, cancelled or unknown: the booking itself says so.
         return Ok(());
     }

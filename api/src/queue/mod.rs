@@ -18,8 +18,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use store::live::queue::Entered;
-use store::parties::{self, status as party_status, Party, PartyError};
-use store::rooms::{self, Room};
+use store::parties::{self, Party, PartyError, PartyStatus};
+use store::rooms::{self, Room, RoomState};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -224,7 +224,7 @@ async fn room_view(state: &AppState, room: Room, party: &Party) -> ApiResult<Roo
     Ok(RoomView {
         party_id: room.party_id,
         admission_rate_per_min: rate_per_min(state, &room).await,
-        state: room.state,
+        state: room.state.to_string(),
         rate_per_min: room.rate_per_min,
         auto_opened: room.auto_opened != 0,
         waiting: counts.waiting,
@@ -324,7 +324,7 @@ async fn open_queue(
         }
     };
     let party = led_party(&state, id, user).await?;
-    if party.status != party_status::RECRUITING {
+    if party.status != PartyStatus::Recruiting {
         return Err(ApiError::conflict(
             "invalid_party_status",
             format!(
@@ -343,8 +343,8 @@ async fn switch_room(
     state: &AppState,
     id: i64,
     user: AuthUser,
-    from: &str,
-    to: &str,
+    from: RoomState,
+    to: RoomState,
 ) -> ApiResult<axum::Json<RoomView>> {
     let party = led_party(state, id, user).await?;
     let Some(room) = rooms::change_state(&state.db, id, &[from], to, None, state.now()).await?
@@ -375,7 +375,7 @@ async fn pause_queue(
     user: AuthUser,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<RoomView>> {
-    switch_room(&state, id, user, rooms::state::OPEN, rooms::state::PAUSED).await
+    switch_room(&state, id, user, RoomState::Open, RoomState::Paused).await
 }
 
 /// Resume admissions of a paused room.
@@ -393,7 +393,7 @@ async fn resume_queue(
     user: AuthUser,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<RoomView>> {
-    switch_room(&state, id, user, rooms::state::PAUSED, rooms::state::OPEN).await
+    switch_room(&state, id, user, RoomState::Paused, RoomState::Open).await
 }
 
 /// Turn the waiting room off (leader or operator): everyone waiting is told `closed` with reason

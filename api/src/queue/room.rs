@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use store::live::queue::QueueSpot;
-use store::rooms::{self, Room};
+use store::rooms::{self, Room, RoomState};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -206,7 +206,7 @@ pub async fn status_of(
     touch: bool,
 ) -> ApiResult<Option<QueueStatus>> {
     let party_id = room.party_id;
-    if room.state == rooms::state::CLOSED {
+    if room.state == RoomState::Closed {
         return Ok(Some(QueueStatus::closed(
             party_id,
             room.close_reason.clone(),
@@ -235,7 +235,7 @@ pub async fn status_of(
             // The room may have closed since `room` was read (closing marks the row, then empties
             // the queue): read it again rather than answer "not in the queue".
             if let Some(now_room) = rooms::get_room(&state.db, party_id).await? {
-                if now_room.state == rooms::state::CLOSED {
+                if now_room.state == RoomState::Closed {
                     return Ok(Some(QueueStatus::closed(party_id, now_room.close_reason)));
                 }
             }

@@ -117,7 +117,8 @@ pub struct Live {
     pub lease: Arc<dyn Lease>,
     /// Set when the backends are on Redis, for readiness checks.
     pub redis: Option<redis::RedisLive>,
-    /// The Redis bus itself, for operators' and tests' look at its connection.
+    /// The Redis bus itself, for tests that cut its connection.
+    #[cfg(feature = "testing")]
     pub redis_bus: Option<Arc<redis::RedisBus>>,
 }
 
@@ -131,6 +132,7 @@ impl Live {
             queue: Arc::new(queue::MemoryWaitingRoom::default()),
             lease: Arc::new(lease::MemoryLease::default()),
             redis: None,
+            #[cfg(feature = "testing")]
             redis_bus: None,
         }
     }
@@ -147,6 +149,7 @@ impl Live {
             queue: Arc::new(queue::RedisWaitingRoom::new(live.clone())),
             lease: Arc::new(lease::RedisLease::new(live.clone())),
             redis: Some(live),
+            #[cfg(feature = "testing")]
             redis_bus: Some(bus),
         })
     }

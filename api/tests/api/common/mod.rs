@@ -215,9 +215,9 @@ impl TestApp {
     #[allow(dead_code)] // not every test binary uses every helper
     pub async fn admitter_ticks(&self, n: u64) {
         use std::sync::atomic::Ordering;
-        let target = self.state.admitter_ticks.load(Ordering::SeqCst) + n;
+        let target = self.state.admitter_rounds.load(Ordering::SeqCst) + n;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while self.state.admitter_ticks.load(Ordering::SeqCst) < target {
+        while self.state.admitter_rounds.load(Ordering::SeqCst) < target {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "the admitter did not tick"
