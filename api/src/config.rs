@@ -105,11 +105,11 @@ pub struct ServeArgs {
     pub jwt_secret_file: Option<PathBuf>,
 
     /// Lifetime of an access token, in seconds.
-    #[arg(long, env = "GONGGU_ACCESS_TTL_SECS", default_value_t = 900)]
+    #[arg(long, env = "GONGGU_ACCESS_TTL_SECS", default_value_t = defaults::ACCESS_TTL_SECS)]
     pub access_ttl_secs: u64,
 
     /// Lifetime of a refresh token, in seconds.
-    #[arg(long, env = "GONGGU_REFRESH_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    #[arg(long, env = "GONGGU_REFRESH_TTL_SECS", default_value_t = defaults::REFRESH_TTL_SECS)]
     pub refresh_ttl_secs: u64,
 
     /// Origins allowed to call the API from a browser with credentials, comma-separated
@@ -123,7 +123,7 @@ pub struct ServeArgs {
     pub cors_origins: Vec<String>,
 
     /// Time-to-live of the item keyword search cache, in seconds.
-    #[arg(long, env = "GONGGU_SEARCH_CACHE_TTL_SECS", default_value_t = 600)]
+    #[arg(long, env = "GONGGU_SEARCH_CACHE_TTL_SECS", default_value_t = defaults::SEARCH_CACHE_TTL_SECS)]
     pub search_cache_ttl_secs: u64,
 
     /// Login attempts allowed per email from one client address in one window (a stranger's
@@ -137,11 +137,11 @@ pub struct ServeArgs {
     pub login_limit_per_account: u64,
 
     /// Login attempts allowed per client address in one window.
-    #[arg(long, env = "GONGGU_LOGIN_LIMIT_PER_ADDR", default_value_t = 50)]
+    #[arg(long, env = "GONGGU_LOGIN_LIMIT_PER_ADDR", default_value_t = defaults::LOGIN_LIMIT_PER_ADDR)]
     pub login_limit_per_addr: u64,
 
     /// Length of the login rate-limit window, in seconds.
-    #[arg(long, env = "GONGGU_LOGIN_WINDOW_SECS", default_value_t = 900)]
+    #[arg(long, env = "GONGGU_LOGIN_WINDOW_SECS", default_value_t = defaults::LOGIN_WINDOW_SECS)]
     pub login_window_secs: u64,
 
     /// Sign-ups allowed per client address in one sign-up window.
@@ -204,30 +204,30 @@ pub struct ServeArgs {
     pub ingest_runs_access: Access,
 
     /// Seconds to wait for in-flight requests on shutdown.
-    #[arg(long, env = "GONGGU_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    #[arg(long, env = "GONGGU_SHUTDOWN_GRACE_SECS", default_value_t = defaults::SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
 
     /// Waiting rooms: admissions per minute of a newly opened room (a leader may set another).
-    #[arg(long, env = "GONGGU_QUEUE_RATE_PER_MIN", default_value_t = 600,
+    #[arg(long, env = "GONGGU_QUEUE_RATE_PER_MIN", default_value_t = defaults::QUEUE_DEFAULT_RATE_PER_MIN,
           value_parser = clap::value_parser!(i64).range(defaults::QUEUE_RATE_PER_MIN))]
     pub queue_rate_per_min: i64,
 
     /// Waiting rooms: lifetime of an admission pass, in seconds; an unused pass's seat then goes on.
-    #[arg(long, env = "GONGGU_QUEUE_PASS_TTL_SECS", default_value_t = 300)]
+    #[arg(long, env = "GONGGU_QUEUE_PASS_TTL_SECS", default_value_t = defaults::QUEUE_PASS_TTL_SECS)]
     pub queue_pass_ttl_secs: u64,
 
     /// Waiting rooms: a waiting entry with no SSE connection and no poll for this many seconds is
     /// dropped when its turn comes.
-    #[arg(long, env = "GONGGU_QUEUE_STALE_SECS", default_value_t = 30)]
+    #[arg(long, env = "GONGGU_QUEUE_STALE_SECS", default_value_t = defaults::QUEUE_STALE_SECS)]
     pub queue_stale_secs: u64,
 
     /// Waiting rooms: join attempts on one party within the burst window that turn its room on by
     /// itself (0: never).
-    #[arg(long, env = "GONGGU_QUEUE_AUTO_THRESHOLD", default_value_t = 50)]
+    #[arg(long, env = "GONGGU_QUEUE_AUTO_THRESHOLD", default_value_t = defaults::QUEUE_AUTO_THRESHOLD)]
     pub queue_auto_threshold: u64,
 
     /// Waiting rooms: the burst window for the automatic opening, in seconds.
-    #[arg(long, env = "GONGGU_QUEUE_AUTO_WINDOW_SECS", default_value_t = 10)]
+    #[arg(long, env = "GONGGU_QUEUE_AUTO_WINDOW_SECS", default_value_t = defaults::QUEUE_AUTO_WINDOW_SECS)]
     pub queue_auto_window_secs: u64,
 
     /// Operators' account emails, comma-separated: they may see, pause and resume any party's
@@ -241,7 +241,7 @@ pub struct ServeArgs {
     pub operator_emails: Vec<String>,
 
     /// Waiting rooms: how often the admitter runs, in milliseconds.
-    #[arg(long, env = "GONGGU_QUEUE_TICK_MS", default_value_t = 200)]
+    #[arg(long, env = "GONGGU_QUEUE_TICK_MS", default_value_t = defaults::QUEUE_TICK_MS)]
     pub queue_tick_ms: u64,
 }
 
@@ -277,6 +277,18 @@ pub enum Access {
 
 /// Defaults of the settings, read by clap and by `Settings::default` alike.
 pub mod defaults {
+    pub const ACCESS_TTL_SECS: u64 = 900;
+    pub const REFRESH_TTL_SECS: u64 = 30 * 24 * 3600;
+    pub const SEARCH_CACHE_TTL_SECS: u64 = 600;
+    pub const LOGIN_LIMIT_PER_ADDR: u64 = 50;
+    pub const LOGIN_WINDOW_SECS: u64 = 900;
+    pub const SHUTDOWN_GRACE_SECS: u64 = 20;
+    pub const QUEUE_DEFAULT_RATE_PER_MIN: i64 = 600;
+    pub const QUEUE_PASS_TTL_SECS: u64 = 300;
+    pub const QUEUE_STALE_SECS: u64 = 30;
+    pub const QUEUE_AUTO_THRESHOLD: u64 = 50;
+    pub const QUEUE_AUTO_WINDOW_SECS: u64 = 10;
+    pub const QUEUE_TICK_MS: u64 = 200;
     pub const LOGIN_LIMIT_PER_EMAIL: u64 = 10;
     pub const LOGIN_LIMIT_PER_ACCOUNT: u64 = 100;
     pub const SIGNUP_LIMIT_PER_ADDR: u64 = 20;

@@ -16,6 +16,7 @@ pub mod items;
 pub mod limits;
 pub mod listener;
 pub mod markets;
+pub mod metrics;
 pub mod nearby;
 pub mod paging;
 pub mod parties;

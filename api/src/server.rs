@@ -11,8 +11,8 @@ use tokio::task::JoinHandle;
 
 use std::sync::Arc;
 
-use crate::health::Metrics;
 use crate::listener::{self, ConnLimits};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// A running server and its background tasks.

@@ -9,7 +9,7 @@ use store::{Clock, Db};
 
 use crate::auth::jwt::TokenKeys;
 use crate::config::{defaults, Access, ServeArgs};
-use crate::nearby::NearbyIndex;
+use crate::nearby::index::NearbyIndex;
 
 /// Tunables of the running app (a subset of the configuration, with the defaults of `--help`).
 #[derive(Clone, Debug)]
@@ -79,12 +79,12 @@ pub struct QueueSettings {
 impl Default for QueueSettings {
     fn default() -> Self {
         Self {
-            rate_per_min: 600,
-            pass_ttl: Duration::from_secs(300),
-            stale_after: Duration::from_secs(30),
-            auto_threshold: 50,
-            auto_window: Duration::from_secs(10),
-            tick: Duration::from_millis(200),
+            rate_per_min: defaults::QUEUE_DEFAULT_RATE_PER_MIN,
+            pass_ttl: Duration::from_secs(defaults::QUEUE_PASS_TTL_SECS),
+            stale_after: Duration::from_secs(defaults::QUEUE_STALE_SECS),
+            auto_threshold: defaults::QUEUE_AUTO_THRESHOLD,
+            auto_window: Duration::from_secs(defaults::QUEUE_AUTO_WINDOW_SECS),
+            tick: Duration::from_millis(defaults::QUEUE_TICK_MS),
         }
     }
 }
@@ -92,13 +92,13 @@ impl Default for QueueSettings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            access_ttl: Duration::from_secs(900),
-            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
-            search_cache_ttl: Duration::from_secs(600),
+            access_ttl: Duration::from_secs(defaults::ACCESS_TTL_SECS),
+            refresh_ttl: Duration::from_secs(defaults::REFRESH_TTL_SECS),
+            search_cache_ttl: Duration::from_secs(defaults::SEARCH_CACHE_TTL_SECS),
             login_limit_per_email: defaults::LOGIN_LIMIT_PER_EMAIL,
             login_limit_per_account: defaults::LOGIN_LIMIT_PER_ACCOUNT,
-            login_limit_per_addr: 50,
-            login_window: Duration::from_secs(900),
+            login_limit_per_addr: defaults::LOGIN_LIMIT_PER_ADDR,
+            login_window: Duration::from_secs(defaults::LOGIN_WINDOW_SECS),
             signup_limit_per_addr: defaults::SIGNUP_LIMIT_PER_ADDR,
             signup_window: Duration::from_secs(defaults::SIGNUP_WINDOW_SECS),
             trust_forwarded_for: false,
@@ -208,11 +208,11 @@ pub struct App {
     /// Signs and checks waiting-room admission passes (a key of their own, derived from the secret).
     pub passes: crate::queue::pass::PassKeys,
     /// Waiting-room rows recently read by position requests.
-    pub rooms: crate::queue::RoomCache,
+    pub rooms: crate::queue::cache::RoomCache,
     /// Open SSE streams per user on this instance.
     pub streams: Arc<crate::streams::StreamCounts>,
     /// This app's metrics (`/metrics`).
-    pub metrics: Arc<crate::health::Metrics>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Turns true once, at shutdown: every background loop and every open stream ends on it.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Names this process, e.g. as the holder of the admitter lease.
@@ -238,7 +238,7 @@ impl AppState {
             clock,
             keys,
             passes: crate::queue::pass::PassKeys::new(jwt_secret),
-            rooms: crate::queue::RoomCache::default(),
+            rooms: crate::queue::cache::RoomCache::default(),
             streams: Arc::default(),
             metrics: Arc::default(),
             shutdown: tokio::sync::watch::Sender::new(false),

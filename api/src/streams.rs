@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 
+use store::live::Bus;
+
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Open streams per user on this instance.
 #[derive(Default)]
@@ -69,10 +70,8 @@ impl Drop for StreamSlot {
 pub use store::topics::sessions as session_topic;
 
 /// Tells every instance that `user_id`'s sessions ended, so their open streams close.
-pub async fn end_streams(state: &AppState, user_id: i64) {
-    if let Err(err) = state
-        .live
-        .bus
+pub async fn end_streams(bus: &dyn Bus, user_id: i64) {
+    if let Err(err) = bus
         .publish(&session_topic(user_id), b"{\"ended\":true}")
         .await
     {

@@ -8,8 +8,7 @@
 //!
 //! It assumes unique ids and says so if they are not (the caller then deduplicates and retries).
 
-use crate::index::FINE_RESOLUTION;
-use crate::level::Level;
+use crate::level::{Level, FINE_RESOLUTION};
 use crate::store::{Point, Slots};
 use crate::LatLng;
 use h3o::CellIndex;

@@ -8,15 +8,8 @@ use crate::rings::PARENT_SLACK_M;
 use crate::search::Query;
 use crate::store::{Point, Pushed, Slots};
 use crate::{Cursor, GeoError, Hit, LatLng};
-use h3o::Resolution;
 
-/// Coarse level: cells of ~5.2 km² (minimum edge 988 m). Used where points are sparse or the
-/// radius is large, and to estimate local density. Points are filed under the coarse parent of
-/// their fine cell. See the crate README for the measurements.
-pub const COARSE_RESOLUTION: Resolution = Resolution::Seven;
-/// Fine level: cells of ~0.1 km² (minimum edge 141 m). Used where points are dense, so that the
-/// few cells around the query hold the nearest points and not thousands of others.
-pub const FINE_RESOLUTION: Resolution = Resolution::Nine;
+pub use crate::level::{COARSE_RESOLUTION, FINE_RESOLUTION};
 
 /// An exact in-memory index of `(id, lat, lng)` points answering "what is near here".
 ///

@@ -9,6 +9,14 @@ use crate::LatLng;
 use h3o::{CellIndex, Resolution};
 use hashbrown::HashMap;
 
+/// Coarse level: cells of ~5.2 km² (minimum edge 988 m). Used where points are sparse or the
+/// radius is large, and to estimate local density. Points are filed under the coarse parent of
+/// their fine cell. See the crate README for the measurements.
+pub const COARSE_RESOLUTION: Resolution = Resolution::Seven;
+/// Fine level: cells of ~0.1 km² (minimum edge 141 m). Used where points are dense, so that the
+/// few cells around the query hold the nearest points and not thousands of others.
+pub const FINE_RESOLUTION: Resolution = Resolution::Nine;
+
 /// The points bucketed by H3 cell at one resolution.
 ///
 /// A point is filed under the ancestor, at this resolution, of its cell at the index's fine

@@ -366,7 +366,7 @@ async fn refresh(
                 user.id = user_id,
                 "refresh token reused; its family is revoked"
             );
-            crate::streams::end_streams(&state, user_id).await;
+            crate::streams::end_streams(state.live.bus.as_ref(), user_id).await;
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "refresh_token_reused",
@@ -413,7 +413,7 @@ async fn logout(
         None => tokens::revoke_all(&state.db, user.id, now).await?,
     }
     // The user's open event streams end with their session.
-    crate::streams::end_streams(&state, user.id).await;
+    crate::streams::end_streams(state.live.bus.as_ref(), user.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -37,7 +37,7 @@ impl IndexedParty {
     pub fn new(party: Party, category_code: Option<String>) -> Option<Arc<Self>> {
         let id = party.id;
         let view = std::panic::AssertUnwindSafe(|| {
-            serde_json::to_string(&crate::parties::PartyView::from(party.clone()))
+            serde_json::to_string(&crate::parties::types::PartyView::from(party.clone()))
         });
         let json = match std::panic::catch_unwind(view) {
             Ok(Ok(json)) => json.into_boxed_str(),

@@ -1,6 +1,6 @@
 //! Parties and bookings: create, read, list, edit, cancel; join and leave.
 
-mod types;
+pub mod types;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};

@@ -17,7 +17,8 @@ use store::parties::{self, Party, PartyStatus};
 use store::rooms::{self, reason, Room, RoomState};
 use tokio::sync::watch;
 
-use super::room::{notify, rate_key, Notice};
+use super::cache::rate_key;
+use super::room::{notify, Notice};
 use crate::state::AppState;
 
 /// The lease that elects the one admitter.

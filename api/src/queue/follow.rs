@@ -143,7 +143,16 @@ impl Follower {
     /// Recomputes the status; an event when it changed.
     async fn status(&mut self, touch: bool) -> ApiResult<Option<Event>> {
         // The rate from the shared per-instance cache: a room change wakes every follower at once.
-        let rate = match self.state.rooms.get(&self.state, self.room.party_id).await {
+        let rate = match self
+            .state
+            .rooms
+            .get(
+                &self.state.db,
+                self.state.live.cache.as_ref(),
+                self.room.party_id,
+            )
+            .await
+        {
             Ok((_, rate)) => rate,
             Err(_) => self.room.rate_per_min as f64,
         };

@@ -7,6 +7,7 @@
 //! (`store::rooms`).
 
 pub mod admitter;
+pub mod cache;
 mod follow;
 mod gate;
 pub mod pass;
@@ -25,14 +26,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use gate::{check_booking, Gate, PASS_HEADER};
-pub use room::{QueueStatus, RoomCache};
+pub use room::QueueStatus;
 
 use crate::auth::AuthUser;
 use crate::config::defaults::QUEUE_RATE_PER_MIN as RATE_PER_MIN;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{parse_json, require_json_if_present, Path};
 use crate::state::AppState;
-use room::{admitted_status, notify, rate_per_min, room_or_off, status_of, Notice};
+use cache::{rate_per_min, room_or_off};
+use room::{admitted_status, notify, status_of, Notice};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -85,7 +87,7 @@ async fn enter_queue(
     Path(id): Path<i64>,
 ) -> ApiResult<impl IntoResponse> {
     party_or_404(&state, id).await?;
-    let room = room_or_off(&state, id).await?;
+    let room = room_or_off(&state.db, id).await?;
     if !room.gates_bookings() {
         return Err(room_closed(&room));
     }
@@ -98,7 +100,7 @@ async fn enter_queue(
     let now = state.now();
     // No notice: joining the back of the line moves nobody's place.
     let entered = state.live.queue.enter(id, user.id, now).await?;
-    let rate = rate_per_min(&state, &room).await;
+    let rate = rate_per_min(state.live.cache.as_ref(), &room).await;
     let (code, status) = match entered {
         Entered::Waiting { ahead } => (StatusCode::CREATED, QueueStatus::waiting(id, ahead, rate)),
         Entered::AlreadyWaiting { ahead } => {
@@ -129,7 +131,10 @@ async fn get_my_queue_status(
     user: AuthUser,
     Path(id): Path<i64>,
 ) -> ApiResult<impl IntoResponse> {
-    let (room, rate) = state.rooms.get(&state, id).await?;
+    let (room, rate) = state
+        .rooms
+        .get(&state.db, state.live.cache.as_ref(), id)
+        .await?;
     let status = status_of(&state, &room, rate, user.id, true)
         .await?
         .ok_or_else(not_in_queue)?;
@@ -150,7 +155,7 @@ async fn leave_queue(
     user: AuthUser,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    room_or_off(&state, id).await?;
+    room_or_off(&state.db, id).await?;
     if !state.live.queue.leave(id, user.id).await? {
         return Err(not_in_queue());
     }
@@ -185,8 +190,8 @@ async fn follow_my_queue_status(
         .subscribe(&crate::streams::session_topic(user.id))
         .await?;
     let sub = state.live.bus.subscribe(&room::topic(id)).await?;
-    let room = room_or_off(&state, id).await?;
-    let rate = rate_per_min(&state, &room).await;
+    let room = room_or_off(&state.db, id).await?;
+    let rate = rate_per_min(state.live.cache.as_ref(), &room).await;
     if status_of(&state, &room, rate, user.id, true)
         .await?
         .is_none()
@@ -223,7 +228,7 @@ async fn room_view(state: &AppState, room: Room, party: &Party) -> ApiResult<Roo
     let counts = state.live.queue.counts(room.party_id, state.now()).await?;
     Ok(RoomView {
         party_id: room.party_id,
-        admission_rate_per_min: rate_per_min(state, &room).await,
+        admission_rate_per_min: rate_per_min(state.live.cache.as_ref(), &room).await,
         state: room.state.to_string(),
         rate_per_min: room.rate_per_min,
         auto_opened: room.auto_opened != 0,
@@ -269,7 +274,7 @@ async fn get_queue(
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<RoomView>> {
     let party = led_party(&state, id, user).await?;
-    let room = room_or_off(&state, id).await?;
+    let room = room_or_off(&state.db, id).await?;
     Ok(axum::Json(room_view(&state, room, &party).await?))
 }
 
@@ -350,7 +355,7 @@ async fn switch_room(
     let Some(room) = rooms::change_state(&state.db, id, &[from], to, None, state.now()).await?
     else {
         // Read the room only to say why: it is off, or in another state.
-        let current = room_or_off(state, id).await?;
+        let current = room_or_off(&state.db, id).await?;
         return Err(ApiError::conflict(
             "invalid_queue_state",
             format!("the waiting room is {}, not {from}", current.state),
@@ -414,7 +419,7 @@ async fn close_queue(
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<RoomView>> {
     let party = led_party(&state, id, user).await?;
-    let room = room_or_off(&state, id).await?;
+    let room = room_or_off(&state.db, id).await?;
     if !room.gates_bookings() {
         return Err(ApiError::conflict(
             "invalid_queue_state",
@@ -422,7 +427,7 @@ async fn close_queue(
         ));
     }
     admitter::close(&state, &room, rooms::reason::LEADER, state.now()).await?;
-    let room = room_or_off(&state, id).await?;
+    let room = room_or_off(&state.db, id).await?;
     tracing::info!(
         party.id = id,
         user.id = user.id,
