@@ -129,6 +129,15 @@ fn may_hold_control(bytes: &[u8]) -> bool {
 /// Deserialises one JSON document (nothing may follow it), refusing control characters in any
 /// string and reporting the path of the first bad field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body is one JSON object (or `null` where the body is optional): serde would also build
+    // a struct from an array of its fields in order, which no client means and no schema allows.
+    if matches!(bytes.iter().find(|b| !b.is_ascii_whitespace()), Some(b) if *b != b'{' && *b != b'n')
+    {
+        return Err(ApiError::malformed(
+            Some("body".into()),
+            "the body must be a JSON object",
+        ));
+    }
     if may_hold_control(bytes) {
         // Every string is checked, whatever type it would land in.
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
@@ -252,6 +261,17 @@ fn path_param_name(kind: &axum::extract::path::ErrorKind) -> Option<String> {
     }
 }
 
+/// For an optional body field where `null` is not a value: absent is `None` (with
+/// `#[serde(default)]`), a value is `Some`, and `null` is refused naming the field, so the schema
+/// can say "leave it out" instead of "string or null".
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +307,22 @@ mod tests {
         let err = parse_json::<Body>(br#"{"capacity": 3, "title": "x"}xyz"#).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert!(parse_json::<Body>(b"{\"capacity\": 3, \"title\": \"x\"} \n").is_ok());
+    }
+
+    #[test]
+    fn a_body_is_an_object_not_an_array_of_its_fields() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)] // only deserialised
+        struct Body {
+            token: Option<String>,
+        }
+        for bad in ["[null]", "[\"x\"]", "\"x\"", "1"] {
+            let err = parse_json::<Body>(bad.as_bytes()).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(err.field.as_deref(), Some("body"), "{bad}");
+        }
+        assert!(parse_json::<Body>(b" {\"token\": null}").is_ok());
+        assert!(parse_json::<Option<Body>>(b"null").unwrap().is_none());
     }
 
     #[test]

@@ -11,111 +11,15 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::limits::{self, REQUEST_ID};
+use crate::openapi::ApiDoc;
 use crate::state::AppState;
 use crate::{auth, health, idempotency, ingest_runs, items, markets, nearby, parties, queue};
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "gonggu",
-        description = "Geospatial group buying: find parties near you, book a seat, split a bulk item.\n\n\
-            Errors are RFC 9457 `application/problem+json` with a stable `code` and, for validation, the `field`.\n\
-            Times are RFC 3339 with an offset, shown in Asia/Seoul. State-changing POSTs accept an `Idempotency-Key` header."
-    ),
-    modifiers(&BearerAuth),
-    components(schemas(Problem)),
-    tags(
-        (name = "auth", description = "Accounts and sessions"),
-        (name = "markets", description = "Markets where parties meet"),
-        (name = "items", description = "The public item list"),
-        (name = "parties", description = "Group buys"),
-        (name = "bookings", description = "Seats in parties"),
-        (name = "queue", description = "Waiting rooms in front of hot parties"),
-        (name = "ingest", description = "Runs of the nightly public-data import"),
-    )
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// The refusals every operation can meet before its handler runs, added to each operation's
-/// responses where it does not list them: 400 (an unparsable parameter or body), 422 (a value out
-/// of range, a control character), and for operations with a body 413 (over 1 MiB), 415 (not
-/// JSON) and 408 (sent too slowly). Written once here instead of on thirty operations, so the
-/// document cannot leave one out.
-struct CommonResponses;
-
-impl Modify for CommonResponses {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-        let problem = |description: &str| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
-                .build()
-        };
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
-                let has_body = operation.request_body.is_some();
-                let has_input =
-                    has_body || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
-                let mut add = |code: &str, description: &str| {
-                    operation
-                        .responses
-                        .responses
-                        .entry(code.to_owned())
-                        .or_insert_with(|| problem(description).into());
-                };
-                if has_input {
-                    add(
-                        "400",
-                        "`malformed_request`: an unparsable parameter or body, naming it",
-                    );
-                    add("422", "`validation_failed`: a value out of range or holding control characters, naming it");
-                }
-                if has_body {
-                    add("408", "`request_timeout`: the body did not arrive in time");
-                    add("413", "`payload_too_large`: the body is over 1 MiB");
-                    add("415", "`unsupported_media_type`: the body is not JSON");
-                }
-            }
-        }
-    }
-}
 
 /// The `/api/v1` routes and the OpenAPI document describing them.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -127,12 +31,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(nearby::router())
         .merge(queue::router())
         .merge(ingest_runs::router());
-    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .split_for_parts();
-    // After the routes are in: the modifier walks their operations.
-    CommonResponses.modify(&mut openapi);
-    (router, openapi)
+    // After the routes are in: the rules walk their operations.
+    (router, crate::openapi::complete(openapi))
 }
 
 /// The whole application. `/metrics` is on it unless it has a listener of its own

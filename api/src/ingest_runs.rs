@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::extract::Query;
 use crate::paging::{self, optional_text, Page};
 use crate::state::AppState;
@@ -85,11 +85,13 @@ pub struct IngestRunQuery {
     /// `items` or `markets`.
     kind: Option<String>,
     /// The run's source, e.g. `price-api`.
+    #[param(max_length = 200)]
     source: Option<String>,
     /// `running`, `succeeded`, `partial` or `failed`.
     status: Option<String>,
     cursor: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -112,26 +114,21 @@ async fn list_ingest_runs(
     crate::auth::check_access(&state, &headers, state.settings.ingest_runs_access).await?;
     let limit = paging::limit(q.limit)?;
     let before = paging::cursor(q.cursor.as_deref())?;
-    let kind = optional_text(q.kind, "kind", 20)?;
-    let kinds = [Table::Items.as_str(), Table::Markets.as_str()];
-    if kind.as_deref().is_some_and(|k| !kinds.contains(&k)) {
-        return Err(ApiError::invalid("kind", "kind must be items or markets"));
-    }
-    let status = optional_text(q.status, "status", 20)?;
-    if status.as_deref().is_some_and(|s| {
-        ![
+    let kind = paging::choice(
+        q.kind,
+        "kind",
+        &[Table::Items.as_str(), Table::Markets.as_str()],
+    )?;
+    let status = paging::choice(
+        q.status,
+        "status",
+        &[
             ingest_runs::status::RUNNING,
             ingest_runs::status::SUCCEEDED,
             ingest_runs::status::PARTIAL,
             ingest_runs::status::FAILED,
-        ]
-        .contains(&s)
-    }) {
-        return Err(ApiError::invalid(
-            "status",
-            "status must be running, succeeded, partial or failed",
-        ));
-    }
+        ],
+    )?;
     let filter = RunFilter {
         kind,
         source: optional_text(q.source, "source", 200)?,

@@ -61,11 +61,14 @@ impl From<Item> for ItemView {
 #[into_params(parameter_in = Query)]
 pub struct ItemQuery {
     /// Keyword: part of the item's name. Searches are cached.
+    #[param(max_length = 100)]
     q: Option<String>,
     /// Category code or its prefix (`03` grains and noodles, `0301` ...).
+    #[param(max_length = 9)]
     category: Option<String>,
     cursor: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -82,13 +85,7 @@ async fn list_items(
 ) -> ApiResult<axum::Json<Page<ItemView>>> {
     let limit = paging::limit(q.limit)?;
     let after = paging::cursor(q.cursor.as_deref())?;
-    let category = optional_text(q.category, "category", 9)?;
-    if category
-        .as_deref()
-        .is_some_and(|c| !c.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(ApiError::invalid("category", "category must be digits"));
-    }
+    let category = paging::category(q.category)?;
     let filter = ItemFilter {
         q: optional_text(q.q, "q", 100)?,
         category,

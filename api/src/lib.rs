@@ -18,6 +18,7 @@ pub mod listener;
 pub mod markets;
 pub mod metrics;
 pub mod nearby;
+pub mod openapi;
 pub mod paging;
 pub mod parties;
 pub mod queue;

@@ -54,13 +54,17 @@ impl From<Market> for MarketView {
 #[into_params(parameter_in = Query)]
 pub struct MarketQuery {
     /// Market kind, e.g. `traditional_market`.
+    #[param(max_length = 40)]
     kind: Option<String>,
     /// Part of the market's name.
+    #[param(max_length = 100)]
     q: Option<String>,
     /// Start of the road address, e.g. `서울특별시 마포구`.
+    #[param(max_length = 100)]
     region: Option<String>,
     cursor: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 

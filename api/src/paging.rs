@@ -38,19 +38,48 @@ pub fn cursor(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     }
 }
 
-/// A trimmed optional text parameter: empty means absent; longer than `max` is refused.
+/// A trimmed optional text parameter: empty (after trimming) means absent; longer than `max` as
+/// sent is refused.
 pub fn optional_text(
     s: Option<String>,
     field: &str,
     max: usize,
 ) -> Result<Option<String>, ApiError> {
-    match s.map(|s| s.trim().to_owned()) {
-        None => Ok(None),
-        Some(s) if s.is_empty() => Ok(None),
+    match s {
         Some(s) if s.chars().count() > max => Err(ApiError::invalid(
             field,
             format!("{field} must be at most {max} characters"),
         )),
-        Some(s) => Ok(Some(s)),
+        Some(s) => Ok(Some(s.trim().to_owned()).filter(|s| !s.is_empty())),
+        None => Ok(None),
+    }
+}
+
+/// An optional category code or code prefix: up to 9 digits as sent; empty means absent.
+pub fn category(s: Option<String>) -> Result<Option<String>, ApiError> {
+    match s {
+        Some(c) if c.len() > 9 || !c.bytes().all(|b| b.is_ascii_digit()) => Err(ApiError::invalid(
+            "category",
+            "category must be up to 9 digits",
+        )),
+        Some(c) => Ok(Some(c).filter(|c| !c.is_empty())),
+        None => Ok(None),
+    }
+}
+
+/// An optional choice among `allowed`, exactly as sent; empty means absent.
+pub fn choice(
+    s: Option<String>,
+    field: &str,
+    allowed: &[&str],
+) -> Result<Option<String>, ApiError> {
+    match s {
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) if allowed.contains(&v.as_str()) => Ok(Some(v)),
+        Some(_) => Err(ApiError::invalid(
+            field,
+            format!("{field} must be one of {}", allowed.join(", ")),
+        )),
+        None => Ok(None),
     }
 }

@@ -8,11 +8,20 @@ pub fn encode(last_id: i64) -> String {
 
 /// Decodes a cursor made by [`encode`]; `None` when it is malformed.
 pub fn decode(cursor: &str) -> Option<i64> {
-    let hex = cursor.strip_prefix('c')?;
-    if hex.is_empty() || hex.len() > 16 {
-        return None;
-    }
-    i64::from_str_radix(hex, 16).ok().filter(|id| *id > 0)
+    i64::try_from(strict_hex(cursor.strip_prefix('c')?)?)
+        .ok()
+        .filter(|id| *id > 0)
+}
+
+/// A number written as `{:x}` writes it: lower-case hex digits, no sign, no leading zero, at most
+/// 16 digits. Anything else is refused, so one number has one spelling (and the OpenAPI document
+/// can state the format exactly).
+pub fn strict_hex(hex: &str) -> Option<u64> {
+    let well_formed = !hex.is_empty()
+        && hex.len() <= 16
+        && (hex == "0" || !hex.starts_with('0'))
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    well_formed.then(|| u64::from_str_radix(hex, 16).ok())?
 }
 
 /// Builds `next_cursor` for a page fetched with `limit + 1` rows: when the extra row is there, it is
@@ -44,7 +53,19 @@ mod tests {
 
     #[test]
     fn malformed_cursors_are_rejected() {
-        for bad in ["", "c", "42", "cxyz", "c-1", "c0", "c11111111111111111"] {
+        for bad in [
+            "",
+            "c",
+            "42",
+            "cxyz",
+            "c-1",
+            "c+1",
+            "c0",
+            "c01",
+            "cA",
+            "c11111111111111111",
+            "c8000000000000000",
+        ] {
             assert_eq!(decode(bad), None, "{bad}");
         }
     }

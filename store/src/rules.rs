@@ -1,5 +1,7 @@
 //! The rules values must follow, for every writer: the HTTP API, `gonggu seed`, background jobs.
-//! Each check returns an [`Invalid`] naming the field, which the API answers as a 422.
+//! Each check returns an [`Invalid`] naming the field, which the API answers as a 422. Lengths
+//! count the characters as sent (surrounding spaces included), so the limit a client reads in the
+//! OpenAPI document is the one applied; the value kept is trimmed.
 //!
 //! Emails and nicknames are NFKC-normalised (fullwidth `ａ` is `a`), and characters that show as
 //! nothing (zero-width space, soft hyphen, Hangul fillers, …) are refused, so two accounts cannot
@@ -112,7 +114,7 @@ impl Nickname {
         let normalised: String = raw.nfkc().collect();
         let nick = normalised.trim();
         let n = nick.chars().count();
-        if n == 0 || n > NICKNAME_MAX {
+        if n == 0 || n > NICKNAME_MAX || raw.chars().count() > NICKNAME_MAX {
             return Err(Invalid::new(
                 "nickname",
                 format!("nickname must be 1 to {NICKNAME_MAX} characters"),
@@ -135,8 +137,7 @@ impl Nickname {
 /// A party title: trimmed, 1 to [`TITLE_MAX`] characters.
 pub fn title(raw: &str) -> Result<String, Invalid> {
     let t = raw.trim();
-    let n = t.chars().count();
-    if n == 0 || n > TITLE_MAX {
+    if t.is_empty() || raw.chars().count() > TITLE_MAX {
         return Err(Invalid::new(
             "title",
             format!("title must be 1 to {TITLE_MAX} characters"),
@@ -148,7 +149,7 @@ pub fn title(raw: &str) -> Result<String, Invalid> {
 /// A party description: trimmed, at most [`DESCRIPTION_MAX`] characters.
 pub fn description(raw: &str) -> Result<String, Invalid> {
     let d = raw.trim();
-    if d.chars().count() > DESCRIPTION_MAX {
+    if raw.chars().count() > DESCRIPTION_MAX {
         return Err(Invalid::new(
             "description",
             format!("description must be at most {DESCRIPTION_MAX} characters"),
@@ -186,8 +187,7 @@ pub fn price_per_share(price: Option<i64>) -> Result<Option<i64>, Invalid> {
 /// Why a party is cancelled: trimmed, 1 to [`REASON_MAX`] characters.
 pub fn cancel_reason(raw: &str) -> Result<String, Invalid> {
     let r = raw.trim();
-    let n = r.chars().count();
-    if n == 0 || n > REASON_MAX {
+    if r.is_empty() || raw.chars().count() > REASON_MAX {
         return Err(Invalid::new(
             "reason",
             format!("reason must be 1 to {REASON_MAX} characters"),

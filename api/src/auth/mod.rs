@@ -43,12 +43,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SignupRequest {
-    #[schema(example = "shopper@example.com")]
+    #[schema(example = "shopper@example.com", max_length = 254)]
     email: String,
-    #[schema(example = "correct horse battery")]
+    /// 8 to 128 characters, not easy to guess (a common password, word or pattern, or the email
+    /// or nickname, is refused as `weak_password`).
+    #[schema(example = "correct horse battery", min_length = 8, max_length = 128)]
     password: String,
-    #[schema(example = "공구왕")]
+    /// 1 to 30 characters, none invisible.
+    #[schema(example = "공구왕", min_length = 1, max_length = 30)]
     nickname: String,
 }
 
@@ -127,8 +131,11 @@ async fn signup(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(max_length = 254)]
     email: String,
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
 }
 
@@ -319,6 +326,7 @@ async fn login(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     refresh_token: String,
 }
@@ -377,13 +385,14 @@ async fn refresh(
 }
 
 #[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
     /// The session to end. Without it, every session of the user ends.
     refresh_token: Option<String>,
 }
 
 /// Log out one session (with its refresh token) or all of them.
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = LogoutRequest, description = "Optional"),
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = Option<LogoutRequest>, description = "Optional: without it, every session of the user ends"),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
@@ -398,10 +407,11 @@ async fn logout(
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
     crate::extract::require_json_if_present(&headers, &body)?;
+    // No body, or `null`, ends every session.
     let req: LogoutRequest = if body.iter().all(u8::is_ascii_whitespace) {
         LogoutRequest::default()
     } else {
-        crate::extract::parse_json(&body)?
+        crate::extract::parse_json::<Option<LogoutRequest>>(&body)?.unwrap_or_default()
     };
     let now = state.now();
     match req.refresh_token {

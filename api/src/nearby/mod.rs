@@ -44,10 +44,12 @@ fn decode_cursor(raw: Option<&str>) -> Result<Option<Cursor>, ApiError> {
         .strip_prefix('g')
         .and_then(|r| r.split_once('.'))
         .ok_or_else(bad)?;
-    let distance = u64::from_str_radix(bits, 16)
+    let distance = store::cursor::strict_hex(bits)
         .map(f64::from_bits)
-        .map_err(|_| bad())?;
-    let id = i64::from_str_radix(id, 16).map_err(|_| bad())?;
+        .ok_or_else(bad)?;
+    let id = store::cursor::strict_hex(id)
+        .and_then(|id| i64::try_from(id).ok())
+        .ok_or_else(bad)?;
     Cursor::new(distance, id).map(Some).map_err(|_| bad())
 }
 
@@ -105,17 +107,22 @@ fn geo_failure(err: GeoError) -> ApiError {
 #[into_params(parameter_in = Query)]
 pub struct NearbyPartyQuery {
     /// Latitude of the search centre, degrees.
+    #[param(required = true, minimum = -90, maximum = 90)]
     lat: Option<f64>,
     /// Longitude of the search centre, degrees.
+    #[param(required = true, minimum = -180, maximum = 180)]
     lng: Option<f64>,
     /// Search radius in metres, 0 to 50000, default 10000.
+    #[param(minimum = 0, maximum = 50000)]
     radius_m: Option<f64>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     cursor: Option<String>,
     /// Only parties for this item.
     item_id: Option<i64>,
     /// Only parties whose item's category code starts with this.
+    #[param(max_length = 9)]
     category: Option<String>,
     /// Include full parties (default: recruiting only).
     include_full: Option<bool>,
@@ -142,13 +149,7 @@ async fn list_nearby_parties(
     Query(q): Query<NearbyPartyQuery>,
 ) -> ApiResult<Response> {
     let area = area(q.lat, q.lng, q.radius_m, q.limit, q.cursor.as_deref())?;
-    let category = optional_text(q.category, "category", 9)?;
-    if category
-        .as_deref()
-        .is_some_and(|c| !c.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(ApiError::invalid("category", "category must be digits"));
-    }
+    let category = paging::category(q.category)?;
     let include_full = q.include_full.unwrap_or(false);
     let hits = state
         .nearby
@@ -224,15 +225,20 @@ fn page<T, V>(
 #[into_params(parameter_in = Query)]
 pub struct NearbyMarketQuery {
     /// Latitude of the search centre, degrees.
+    #[param(required = true, minimum = -90, maximum = 90)]
     lat: Option<f64>,
     /// Longitude of the search centre, degrees.
+    #[param(required = true, minimum = -180, maximum = 180)]
     lng: Option<f64>,
     /// Search radius in metres, 0 to 50000, default 10000.
+    #[param(minimum = 0, maximum = 50000)]
     radius_m: Option<f64>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     cursor: Option<String>,
     /// Only markets of this kind.
+    #[param(max_length = 40)]
     kind: Option<String>,
 }
 

@@ -66,6 +66,7 @@ pub struct PartyQuery {
     status: Option<String>,
     cursor: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -240,6 +241,7 @@ pub struct MyPartyQuery {
     role: Option<String>,
     cursor: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 

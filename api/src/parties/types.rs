@@ -65,15 +65,22 @@ impl From<Party> for PartyView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePartyRequest {
+    #[schema(minimum = 1)]
     pub market_id: i64,
+    #[schema(minimum = 1)]
     pub item_id: i64,
-    #[schema(example = "신라면 5입 번들 나눠요")]
+    /// 1 to 100 characters.
+    #[schema(example = "신라면 5입 번들 나눠요", min_length = 1, max_length = 100)]
     pub title: String,
+    /// At most 2,000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: String,
     /// Seats including the leader, 2 to 50.
+    #[schema(minimum = 2, maximum = 50)]
     pub capacity: i64,
     /// KRW, 0 to 10,000,000.
+    #[schema(minimum = 0, maximum = 10000000)]
     pub price_per_share: Option<i64>,
     /// In the future, and within the meet horizon (`GONGGU_PARTY_HORIZON_DAYS`, a year by default).
     pub meet_at: Timestamp,
@@ -108,12 +115,19 @@ impl CreatePartyRequest {
     }
 }
 
+/// The fields to change (at least one); a field left out keeps its value. `null` is not a value.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePartyRequest {
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(nullable = false, min_length = 1, max_length = 100)]
     pub title: Option<String>,
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(nullable = false, max_length = 2000)]
     pub description: Option<String>,
     /// In the future, not before the booking deadline, within the meet horizon.
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(nullable = false)]
     pub meet_at: Option<Timestamp>,
 }
 
@@ -143,6 +157,7 @@ impl UpdatePartyRequest {
 #[serde(deny_unknown_fields)]
 pub struct CancelPartyRequest {
     /// Why the party is cancelled; members are told. 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 

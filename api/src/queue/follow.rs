@@ -179,6 +179,37 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// One event of the waiting-room stream, for the OpenAPI document (OpenAPI 3.1 reads an event
+/// stream's schema as that of each event): its name and its data, a [`QueueStatus`] as JSON (`{}`
+/// for `error`). Never built: only its schema is used.
+pub enum QueueEvent {}
+
+/// The names [`event_of`] and the follower give events.
+const EVENT_NAMES: [&str; 7] = [
+    "position", "admitted", "expired", "closed", "left", "ended", "error",
+];
+
+impl utoipa::PartialSchema for QueueEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let name = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(EVENT_NAMES));
+        let data = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type("application/json")
+            .description(Some("The QueueStatus as JSON"));
+        ObjectBuilder::new()
+            .property("event", name)
+            .property("data", data)
+            .required("event")
+            .required("data")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for QueueEvent {}
+
 /// `position` while waiting; otherwise the state's name.
 fn event_of(status: &QueueStatus) -> Event {
     let name = match status.state {

@@ -170,7 +170,7 @@ async fn leave_queue(
 #[utoipa::path(get, path = "/parties/{id}/queue/me/events", tag = "queue", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Party id")),
     responses(
-        (status = 200, description = "An event stream; each event's data is a QueueStatus", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An event stream; each event's data is a QueueStatus", content_type = "text/event-stream", body = follow::QueueEvent),
         (status = 401, description = "`unauthorized`, `invalid_ticket`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_streams`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_in_queue`", body = Problem, content_type = "application/problem+json"),
@@ -283,6 +283,7 @@ async fn get_queue(
 #[serde(deny_unknown_fields)]
 pub struct OpenQueueRequest {
     /// Admissions per minute, 1 to 60000 (default `GONGGU_QUEUE_RATE_PER_MIN`).
+    #[schema(minimum = 1, maximum = 60000)]
     pub rate_per_min: Option<i64>,
 }
 
