@@ -342,6 +342,7 @@ async fn cancel_racing_joins_leaves_a_consistent_party(app: TestApp) {
     let cancel = app.post(&leader, &cancel_path, &cancel_body);
     let (joins, cancel) = tokio::join!(joins, cancel);
     assert_eq!(cancel.status(), 200);
+    let mut booked = 0;
     for res in joins {
         let status = res.status().as_u16();
         let body: Value = res.json().await.unwrap();
@@ -351,6 +352,7 @@ async fn cancel_racing_joins_leaves_a_consistent_party(app: TestApp) {
                     && (body["code"] == "party_cancelled" || body["code"] == "party_full")),
             "{status} {body}"
         );
+        booked += i64::from(status == 201);
     }
     let party: Value = app
         .get(None, &format!("/api/v1/parties/{id}"))
@@ -361,5 +363,6 @@ async fn cancel_racing_joins_leaves_a_consistent_party(app: TestApp) {
     assert_eq!(party["status"], "cancelled");
     let active = store::bookings::count_active(app.db(), id).await.unwrap();
     assert_eq!(party["joined"], active, "joined equals booking rows");
+    assert_eq!(active, 1 + booked, "the leader and every join answered 201, no more");
     assert!(active <= 30);
 }
