@@ -148,6 +148,7 @@ async fn demo_data(
                 title: TITLES[n % TITLES.len()].to_owned(),
                 description: "시장 입구에서 만나요. 영수증 보여드리고 바로 나눠요.".to_owned(),
                 capacity: 3 + (n as i64 % 6),
+                min_members: store::rules::MIN_MEMBERS_DEFAULT,
                 price_per_share: Some(3_000 + (n as i64 * 1_700) % 20_000),
                 meet_at,
                 deadline_at: meet_at - 2 * hour,

@@ -50,6 +50,10 @@ pub enum Event {
     MemberJoined(PartyChange),
     #[serde(rename = "party.member_left")]
     MemberLeft(PartyChange),
+    #[serde(rename = "party.closed")]
+    PartyClosed(PartyChange),
+    #[serde(rename = "party.completed")]
+    PartyCompleted(PartyChange),
     #[serde(rename = "market.upserted")]
     MarketsUpserted(MarketIds),
     #[serde(rename = "market.deactivated")]
@@ -71,7 +75,9 @@ impl Event {
             | Event::PartyFull(c)
             | Event::PartyReopened(c)
             | Event::MemberJoined(c)
-            | Event::MemberLeft(c) => Some(c),
+            | Event::MemberLeft(c)
+            | Event::PartyClosed(c)
+            | Event::PartyCompleted(c) => Some(c),
             Event::MarketsUpserted(_) | Event::MarketsDeactivated(_) => None,
         }
     }
@@ -100,6 +106,8 @@ mod tests {
             party_kind::REOPENED,
             party_kind::JOINED,
             party_kind::LEFT,
+            party_kind::CLOSED,
+            party_kind::COMPLETED,
         ] {
             let event = Event::parse(kind, &change).unwrap();
             assert_eq!(event.party_change().unwrap().party.id, 1, "{kind}");

@@ -34,6 +34,7 @@ pub mod rules;
 pub mod testing;
 pub mod tokens;
 pub mod topics;
+pub mod transitions;
 pub mod users;
 
 pub use clock::Clock;

@@ -25,6 +25,9 @@ pub struct Party {
     pub description: String,
     pub capacity: i64,
     pub joined: i64,
+    /// Members (leader included) needed by the deadline, else the party is cancelled.
+    #[serde(default = "default_min_members")]
+    pub min_members: i64,
     pub price_per_share: Option<i64>,
     pub meet_at: i64,
     pub deadline_at: i64,
@@ -36,6 +39,11 @@ pub struct Party {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// Snapshots written before `min_members` existed read as the default.
+fn default_min_members() -> i64 {
+    rules::MIN_MEMBERS_DEFAULT
 }
 
 impl Party {
@@ -53,7 +61,7 @@ impl Party {
 
 pub(crate) const COLUMNS: &str =
     "id, leader_id, market_id, item_id, title, description, capacity, \
-     joined, price_per_share, meet_at, deadline_at, status, cancel_reason, lat, lng, version, \
+     joined, min_members, price_per_share, meet_at, deadline_at, status, cancel_reason, lat, lng, version, \
      created_at, updated_at";
 
 /// A party to create. [`create_party`] checks it against [`crate::rules`] whoever built it.
@@ -65,6 +73,8 @@ pub struct NewParty {
     pub title: String,
     pub description: String,
     pub capacity: i64,
+    /// Members needed by the deadline, leader included (2..=capacity).
+    pub min_members: i64,
     pub price_per_share: Option<i64>,
     pub meet_at: i64,
     pub deadline_at: i64,
@@ -79,6 +89,7 @@ impl NewParty {
         self.title = rules::title(&self.title)?;
         self.description = rules::description(&self.description)?;
         rules::capacity(self.capacity)?;
+        rules::min_members(self.min_members, self.capacity)?;
         rules::price_per_share(self.price_per_share)?;
         rules::party_times(self.meet_at, self.deadline_at, now)?;
         Ok(self)
@@ -174,8 +185,10 @@ pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, Pa
         .ok_or(PartyError::ItemNotFound)?;
     let party: Party = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "INSERT INTO parties (leader_id, market_id, item_id, title, description, capacity, joined, \
-         price_per_share, meet_at, deadline_at, status, lat, lng, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, '{}', $10, $11, 1, $12, $12) RETURNING {COLUMNS}",
+         price_per_share, meet_at, deadline_at, status, lat, lng, version, created_at, updated_at, \
+         min_members) \
+         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, '{}', $10, $11, 1, $12, $12, $13) \
+         RETURNING {COLUMNS}",
         PartyStatus::Recruiting
     )))
     .bind(new.leader_id)
@@ -190,6 +203,7 @@ pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, Pa
     .bind(lat)
     .bind(lng)
     .bind(now)
+    .bind(new.min_members)
     .fetch_one(tx.conn())
     .await?;
     crate::members::insert_booking(tx.conn(), party.id, new.leader_id, now).await?;

@@ -39,6 +39,8 @@ impl Invalid {
 
 /// Seats in a party, the leader's included.
 pub const CAPACITY: RangeInclusive<i64> = 2..=50;
+/// Members a party needs by its deadline when the leader names none (the leader and one more).
+pub const MIN_MEMBERS_DEFAULT: i64 = 2;
 pub const TITLE_MAX: usize = 100;
 pub const DESCRIPTION_MAX: usize = 2000;
 /// The most one share may cost, in KRW.
@@ -171,6 +173,19 @@ pub fn capacity(capacity: i64) -> Result<i64, Invalid> {
         ));
     }
     Ok(capacity)
+}
+
+/// Members needed by the deadline, leader included: 2 up to the capacity.
+pub fn min_members(min_members: i64, capacity: i64) -> Result<i64, Invalid> {
+    if !(MIN_MEMBERS_DEFAULT..=capacity).contains(&min_members) {
+        return Err(Invalid::new(
+            "min_members",
+            format!(
+                "min_members must be between {MIN_MEMBERS_DEFAULT} and the capacity ({capacity})"
+            ),
+        ));
+    }
+    Ok(min_members)
 }
 
 /// The price of one share in KRW, 0 to [`PRICE_MAX`], if given.
@@ -313,6 +328,10 @@ mod tests {
         assert_eq!(capacity(50), Ok(50));
         assert_eq!(capacity(1).unwrap_err().field, "capacity");
         assert_eq!(capacity(51).unwrap_err().field, "capacity");
+        assert_eq!(min_members(2, 2), Ok(2));
+        assert_eq!(min_members(10, 10), Ok(10));
+        assert_eq!(min_members(1, 10).unwrap_err().field, "min_members");
+        assert_eq!(min_members(11, 10).unwrap_err().field, "min_members");
         assert_eq!(price_per_share(None), Ok(None));
         assert_eq!(price_per_share(Some(PRICE_MAX)), Ok(Some(PRICE_MAX)));
         assert_eq!(

@@ -39,6 +39,10 @@ pub mod party_kind {
     pub const REOPENED: &str = "party.reopened";
     pub const JOINED: &str = "party.member_joined";
     pub const LEFT: &str = "party.member_left";
+    /// The booking deadline passed with enough members.
+    pub const CLOSED: &str = "party.closed";
+    /// The meet is over (a configured time after it).
+    pub const COMPLETED: &str = "party.completed";
 }
 
 /// Event kinds on [`MARKETS_TOPIC`]. The payload is `catalog::MarketIds`.

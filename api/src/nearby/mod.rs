@@ -297,6 +297,7 @@ mod tests {
             description: "줄\n바꿈".into(),
             capacity: 4,
             joined: 1,
+            min_members: 2,
             price_per_share: Some(1500),
             meet_at: 1_800_000_000_000,
             deadline_at: 1_799_990_000_000,

@@ -23,6 +23,9 @@ pub struct PartyView {
     /// Seats taken, the leader's included.
     pub joined: i64,
     pub seats_left: i64,
+    /// Members needed by the deadline (leader included), else the party is cancelled with reason
+    /// `not_enough_members`.
+    pub min_members: i64,
     /// Price of one share in KRW.
     pub price_per_share: Option<i64>,
     pub meet_at: Timestamp,
@@ -49,6 +52,7 @@ impl From<Party> for PartyView {
             capacity: p.capacity,
             joined: p.joined,
             seats_left: p.capacity - p.joined,
+            min_members: p.min_members,
             price_per_share: p.price_per_share,
             meet_at: Timestamp(p.meet_at),
             deadline_at: Timestamp(p.deadline_at),
@@ -79,6 +83,10 @@ pub struct CreatePartyRequest {
     /// Seats including the leader, 2 to 50.
     #[schema(minimum = 2, maximum = 50)]
     pub capacity: i64,
+    /// Members needed by the booking deadline, leader included: 2 up to the capacity (default 2).
+    /// With fewer, the party is cancelled at the deadline with reason `not_enough_members`.
+    #[schema(minimum = 2, maximum = 50)]
+    pub min_members: Option<i64>,
     /// KRW, 0 to 10,000,000.
     #[schema(minimum = 0, maximum = 10000000)]
     pub price_per_share: Option<i64>,
@@ -104,6 +112,9 @@ impl CreatePartyRequest {
             title: self.title,
             description: self.description,
             capacity: self.capacity,
+            min_members: self
+                .min_members
+                .unwrap_or(store::rules::MIN_MEMBERS_DEFAULT),
             price_per_share: self.price_per_share,
             meet_at: self.meet_at.0,
             deadline_at: self.deadline_at.0,

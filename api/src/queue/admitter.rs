@@ -336,6 +336,7 @@ mod tests {
             description: String::new(),
             capacity,
             joined,
+            min_members: 2,
             price_per_share: None,
             meet_at: deadline_at + 1,
             deadline_at,

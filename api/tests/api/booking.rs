@@ -363,6 +363,10 @@ async fn cancel_racing_joins_leaves_a_consistent_party(app: TestApp) {
     assert_eq!(party["status"], "cancelled");
     let active = store::bookings::count_active(app.db(), id).await.unwrap();
     assert_eq!(party["joined"], active, "joined equals booking rows");
-    assert_eq!(active, 1 + booked, "the leader and every join answered 201, no more");
+    assert_eq!(
+        active,
+        1 + booked,
+        "the leader and every join answered 201, no more"
+    );
     assert!(active <= 30);
 }

@@ -106,6 +106,7 @@ async fn a_stored_far_future_party_breaks_no_list_nearby_or_restart(app: TestApp
             title: "먼 미래".into(),
             description: String::new(),
             capacity: 4,
+            min_members: 2,
             price_per_share: None,
             meet_at: last_second,
             deadline_at: last_second - 3_600_000,

@@ -12,6 +12,7 @@ mod hardening;
 mod http_surface;
 mod ingest;
 mod ingest_cli;
+mod lifecycle;
 mod nearby;
 mod parties;
 mod queue;
