@@ -22,7 +22,7 @@ pub const NOT_ENOUGH_MEMBERS: &str = "not_enough_members";
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
     /// The party moved; here it is after the change.
-    Done(Party),
+    Done(Box<Party>),
     /// Nothing to do: the party is gone, in another state, or not due yet (a stale job).
     Stale,
 }
@@ -71,7 +71,7 @@ pub async fn close_at_deadline(db: &Db, party_id: i64, now: i64) -> Result<Step>
         write_event(tx.conn(), party_kind::CLOSED, &event, now).await?;
     }
     tx.commit().await?;
-    Ok(Step::Done(party))
+    Ok(Step::Done(Box::new(party)))
 }
 
 /// `after_meet_ms` after its meet, completes a closed party.
@@ -103,7 +103,7 @@ pub async fn complete_after_meet(
     };
     write_event(tx.conn(), party_kind::COMPLETED, &event, now).await?;
     tx.commit().await?;
-    Ok(Step::Done(party))
+    Ok(Step::Done(Box::new(party)))
 }
 
 /// A party due for a step, with the time that made it due (a job's idempotency key names both, so
