@@ -243,6 +243,30 @@ pub struct ServeArgs {
     /// Waiting rooms: how often the admitter runs, in milliseconds.
     #[arg(long, env = "GONGGU_QUEUE_TICK_MS", default_value_t = defaults::QUEUE_TICK_MS)]
     pub queue_tick_ms: u64,
+
+    /// Parties: minutes after its meet that a closed party becomes `completed`.
+    #[arg(long, env = "GONGGU_COMPLETE_AFTER_MEET_MINS", default_value_t = defaults::COMPLETE_AFTER_MEET_MINS)]
+    pub complete_after_meet_mins: u64,
+
+    /// Attendance: days after the meet during which the leader may mark (and correct) who came.
+    #[arg(long, env = "GONGGU_ATTENDANCE_WINDOW_DAYS", default_value_t = defaults::ATTENDANCE_WINDOW_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub attendance_window_days: u32,
+
+    /// Penalties: days a no-show penalty counts towards a ban.
+    #[arg(long, env = "GONGGU_PENALTY_WINDOW_DAYS", default_value_t = defaults::PENALTY_WINDOW_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub penalty_window_days: u32,
+
+    /// Penalties: active penalties that ban a user from creating and joining parties.
+    #[arg(long, env = "GONGGU_BAN_THRESHOLD", default_value_t = defaults::BAN_THRESHOLD,
+          value_parser = clap::value_parser!(i64).range(1..=100))]
+    pub ban_threshold: i64,
+
+    /// Penalties: days a ban lasts.
+    #[arg(long, env = "GONGGU_BAN_DAYS", default_value_t = defaults::BAN_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub ban_days: u32,
 }
 
 /// The secret given directly, or read from `file` (trimmed); `None` when neither is set.
@@ -289,6 +313,11 @@ pub mod defaults {
     pub const QUEUE_AUTO_THRESHOLD: u64 = 50;
     pub const QUEUE_AUTO_WINDOW_SECS: u64 = 10;
     pub const QUEUE_TICK_MS: u64 = 200;
+    pub const COMPLETE_AFTER_MEET_MINS: u64 = 180;
+    pub const ATTENDANCE_WINDOW_DAYS: u32 = 7;
+    pub const PENALTY_WINDOW_DAYS: u32 = 90;
+    pub const BAN_THRESHOLD: i64 = 3;
+    pub const BAN_DAYS: u32 = 14;
     pub const LOGIN_LIMIT_PER_EMAIL: u64 = 10;
     pub const LOGIN_LIMIT_PER_ACCOUNT: u64 = 100;
     pub const SIGNUP_LIMIT_PER_ADDR: u64 = 20;

@@ -19,7 +19,9 @@ use crate::error::ApiError;
 use crate::limits::{self, REQUEST_ID};
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
-use crate::{auth, health, idempotency, ingest_runs, items, markets, nearby, parties, queue};
+use crate::{
+    auth, health, idempotency, ingest_runs, items, markets, nearby, parties, penalties, queue,
+};
 
 /// The `/api/v1` routes and the OpenAPI document describing them.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -28,6 +30,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(markets::router())
         .merge(items::router())
         .merge(parties::router())
+        .merge(penalties::router())
         .merge(nearby::router())
         .merge(queue::router())
         .merge(ingest_runs::router());

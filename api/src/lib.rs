@@ -21,6 +21,7 @@ pub mod nearby;
 pub mod openapi;
 pub mod paging;
 pub mod parties;
+pub mod penalties;
 pub mod queue;
 pub mod seed;
 pub mod server;

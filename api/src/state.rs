@@ -39,6 +39,44 @@ pub struct Settings {
     /// Who may read the ingest run records.
     pub ingest_runs_access: Access,
     pub queue: QueueSettings,
+    pub lifecycle: LifecycleSettings,
+}
+
+/// The party lifecycle after the deadline: completion, attendance and penalties.
+#[derive(Clone, Debug)]
+pub struct LifecycleSettings {
+    /// How long after its meet a closed party completes.
+    pub complete_after_meet: Duration,
+    /// How long after the meet the leader may mark attendance.
+    pub attendance_window: Duration,
+    pub penalties: store::penalties::Policy,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Self {
+            complete_after_meet: Duration::from_secs(defaults::COMPLETE_AFTER_MEET_MINS * 60),
+            attendance_window: days(defaults::ATTENDANCE_WINDOW_DAYS),
+            penalties: policy(
+                defaults::PENALTY_WINDOW_DAYS,
+                defaults::BAN_THRESHOLD,
+                defaults::BAN_DAYS,
+            ),
+        }
+    }
+}
+
+fn policy(window_days: u32, threshold: i64, ban_days: u32) -> store::penalties::Policy {
+    store::penalties::Policy {
+        active_window_ms: millis(days(window_days)),
+        ban_threshold: threshold,
+        ban_ms: millis(days(ban_days)),
+    }
+}
+
+/// A duration as the store's milliseconds (saturating).
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Limits of the HTTP listener that keep slow or hostile clients from exhausting the server.
@@ -110,6 +148,7 @@ impl Default for Settings {
             max_streams_per_user: defaults::MAX_STREAMS_PER_USER as usize,
             ingest_runs_access: Access::Public,
             queue: QueueSettings::default(),
+            lifecycle: LifecycleSettings::default(),
         }
     }
 }
@@ -193,6 +232,11 @@ impl Settings {
             },
             max_streams_per_user: args.max_streams_per_user as usize,
             ingest_runs_access: args.ingest_runs_access,
+            lifecycle: LifecycleSettings {
+                complete_after_meet: Duration::from_secs(args.complete_after_meet_mins * 60),
+                attendance_window: days(args.attendance_window_days),
+                penalties: policy(args.penalty_window_days, args.ban_threshold, args.ban_days),
+            },
         })
     }
 }

@@ -8,8 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::attendance::Marked;
 use crate::catalog::MarketIds;
 use crate::parties::Party;
+use crate::penalties::PenaltyChange;
 pub use crate::topics::{party_kind, Envelope, PARTIES_TOPIC};
 
 impl Envelope {
@@ -54,6 +56,14 @@ pub enum Event {
     PartyClosed(PartyChange),
     #[serde(rename = "party.completed")]
     PartyCompleted(PartyChange),
+    #[serde(rename = "party.attendance_marked")]
+    AttendanceMarked(Marked),
+    #[serde(rename = "penalty.applied")]
+    PenaltyApplied(PenaltyChange),
+    #[serde(rename = "penalty.revoked")]
+    PenaltyRevoked(PenaltyChange),
+    #[serde(rename = "user.banned")]
+    UserBanned(PenaltyChange),
     #[serde(rename = "market.upserted")]
     MarketsUpserted(MarketIds),
     #[serde(rename = "market.deactivated")]
@@ -78,7 +88,12 @@ impl Event {
             | Event::MemberLeft(c)
             | Event::PartyClosed(c)
             | Event::PartyCompleted(c) => Some(c),
-            Event::MarketsUpserted(_) | Event::MarketsDeactivated(_) => None,
+            Event::AttendanceMarked(_)
+            | Event::PenaltyApplied(_)
+            | Event::PenaltyRevoked(_)
+            | Event::UserBanned(_)
+            | Event::MarketsUpserted(_)
+            | Event::MarketsDeactivated(_) => None,
         }
     }
 }

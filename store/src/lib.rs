@@ -10,6 +10,7 @@
 //! that own their transaction and write the matching outbox event in it. This crate knows nothing
 //! of HTTP.
 
+pub mod attendance;
 pub mod bookings;
 pub mod catalog;
 pub mod clock;
@@ -27,6 +28,7 @@ pub mod markets;
 mod members;
 pub mod outbox;
 pub mod parties;
+pub mod penalties;
 mod query;
 pub mod rooms;
 pub mod rules;

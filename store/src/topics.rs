@@ -20,6 +20,9 @@ pub const PARTIES_TOPIC: &str = "parties";
 /// Topic of market changes; the nearby index reloads its markets on any event there.
 pub const MARKETS_TOPIC: &str = "markets";
 
+/// Topic of what happens to an account (`penalty.*`, `user.*`): penalties and bans.
+pub const USERS_TOPIC: &str = "users";
+
 /// A waiting room's notices (`queue.{party}`).
 pub fn queue(party_id: i64) -> String {
     format!("queue.{party_id}")
@@ -43,6 +46,16 @@ pub mod party_kind {
     pub const CLOSED: &str = "party.closed";
     /// The meet is over (a configured time after it).
     pub const COMPLETED: &str = "party.completed";
+    /// The leader marked a member attended or no_show. The payload is `attendance::Marked`.
+    pub const ATTENDANCE_MARKED: &str = "party.attendance_marked";
+}
+
+/// Event kinds on [`USERS_TOPIC`]. The payload is `penalties::PenaltyChange`.
+pub mod user_kind {
+    pub const PENALTY_APPLIED: &str = "penalty.applied";
+    pub const PENALTY_REVOKED: &str = "penalty.revoked";
+    /// A ban started (with its end).
+    pub const BANNED: &str = "user.banned";
 }
 
 /// Event kinds on [`MARKETS_TOPIC`]. The payload is `catalog::MarketIds`.

@@ -97,3 +97,19 @@ pub(crate) async fn banned_until(
             .await?;
     Ok(row.map(|(until,)| until))
 }
+
+/// What a public profile counts: parties led (any state) and meets attended.
+pub async fn party_counts(db: &Db, user_id: i64) -> Result<(i64, i64)> {
+    let (led,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM parties WHERE leader_id = $1")
+        .bind(user_id)
+        .fetch_one(db.pool())
+        .await?;
+    let (attended,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM bookings WHERE user_id = $1 AND status = '{}'",
+        crate::lifecycle::BookingStatus::Attended
+    )))
+    .bind(user_id)
+    .fetch_one(db.pool())
+    .await?;
+    Ok((led, attended))
+}

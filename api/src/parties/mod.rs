@@ -1,5 +1,6 @@
 //! Parties and bookings: create, read, list, edit, cancel; join and leave.
 
+pub mod attendance;
 pub mod types;
 
 use axum::extract::State;
@@ -29,6 +30,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(join_party))
         .routes(routes!(leave_party))
         .routes(routes!(list_my_parties))
+        .routes(routes!(
+            attendance::mark_attendance,
+            attendance::get_attendance
+        ))
 }
 
 /// Create a party; the caller leads it and holds its first seat.

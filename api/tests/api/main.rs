@@ -5,6 +5,7 @@
 
 #[macro_use]
 mod common;
+mod attendance;
 mod auth;
 mod booking;
 mod catalog;
