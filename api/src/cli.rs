@@ -38,6 +38,8 @@ pub enum Command {
     Seed(SeedArgs),
     /// Import the public item or market list (exit 0 succeeded, 3 partial, 1 failed).
     Ingest(crate::ingest_cmd::IngestArgs),
+    /// Run background jobs only (no HTTP API): for scale-out with `serve --no-worker`.
+    Worker(crate::config::WorkerArgs),
 }
 
 #[derive(Args, Debug)]
@@ -101,6 +103,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{summary}");
             Ok(())
         }
+        Command::Worker(args) => worker(&cli.storage, &args).await,
         Command::Ingest(args) => {
             let config = args.config()?;
             let db = open_db(&cli.storage).await?;
@@ -126,6 +129,17 @@ pub async fn open_db(storage: &StorageArgs) -> Result<Db> {
         .await
         .context("cannot apply database migrations")?;
     Ok(db)
+}
+
+/// The job tables: `jobs.db` in the data folder, or schema `apalis` of the PostgreSQL database.
+pub async fn open_jobs(storage: &StorageArgs) -> Result<jobs::Jobs> {
+    let location = match &storage.database_url {
+        Some(url) => jobs::Location::Postgres(url.clone()),
+        None => jobs::Location::Sqlite(storage.data_dir.join("jobs.db")),
+    };
+    jobs::Jobs::open(&location, &storage.redis_prefix)
+        .await
+        .context("cannot open the job tables")
 }
 
 /// How long start-up waits for Redis before giving up with a message.
@@ -197,6 +211,44 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     std::fs::write(path, content)
 }
 
+/// `gonggu worker`: this process's share of the jobs until SIGTERM or ctrl-c.
+async fn worker(storage: &StorageArgs, args: &crate::config::WorkerArgs) -> Result<()> {
+    let db = open_db(storage).await?;
+    let live = open_live(storage).await?;
+    let jobs = open_jobs(storage).await?;
+    let settings = Settings {
+        lifecycle: crate::state::LifecycleSettings::from_args(&args.lifecycle),
+        ..Settings::default()
+    };
+    // A worker issues no tokens: its key is random and never leaves the process.
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let state = AppState::new(db.clone(), live, Clock::system(), &secret, settings);
+    state.attach_jobs(jobs);
+    let tasks = crate::server::start_jobs(&state);
+    println!(
+        "gonggu worker running (jobs queue {})",
+        state
+            .jobs
+            .get()
+            .map(|j| j.store.queue())
+            .unwrap_or_default()
+    );
+    tracing::info!(database = db.dialect().name(), "worker running");
+    crate::server::shutdown_signal().await;
+    tracing::info!("shutting down: finishing running jobs");
+    let _ = state.shutdown.send(true);
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    if tokio::time::timeout(grace, futures::future::join_all(tasks))
+        .await
+        .is_err()
+    {
+        tracing::warn!("jobs still running after the grace period; leaving them to be taken over");
+    }
+    db.close().await;
+    Ok(())
+}
+
 async fn serve(storage: &StorageArgs, args: &ServeArgs) -> Result<()> {
     // Configuration mistakes first: before connecting to anything.
     let settings = Settings::from_args(args).map_err(anyhow::Error::msg)?;
@@ -219,6 +271,7 @@ async fn serve(storage: &StorageArgs, args: &ServeArgs) -> Result<()> {
         tracing::info!("empty database: loaded the demo ({summary})");
     }
     let state = AppState::new(db.clone(), live, clock, &secret, settings);
+    state.attach_jobs(open_jobs(storage).await?);
     let server = crate::server::start(state, args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

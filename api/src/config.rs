@@ -244,6 +244,18 @@ pub struct ServeArgs {
     #[arg(long, env = "GONGGU_QUEUE_TICK_MS", default_value_t = defaults::QUEUE_TICK_MS)]
     pub queue_tick_ms: u64,
 
+    /// Run no job worker in this process (another `gonggu worker` process runs them).
+    #[arg(long, env = "GONGGU_NO_WORKER")]
+    pub no_worker: bool,
+
+    #[command(flatten)]
+    pub lifecycle: LifecycleArgs,
+}
+
+/// The party lifecycle after the deadline: completion, attendance and penalties (`serve` and
+/// `worker` both take them: whichever runs the jobs applies them).
+#[derive(Args, Debug, Clone)]
+pub struct LifecycleArgs {
     /// Parties: minutes after its meet that a closed party becomes `completed`.
     #[arg(long, env = "GONGGU_COMPLETE_AFTER_MEET_MINS", default_value_t = defaults::COMPLETE_AFTER_MEET_MINS)]
     pub complete_after_meet_mins: u64,
@@ -267,6 +279,17 @@ pub struct ServeArgs {
     #[arg(long, env = "GONGGU_BAN_DAYS", default_value_t = defaults::BAN_DAYS,
           value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub ban_days: u32,
+}
+
+/// `gonggu worker`: the job worker, sweeper and jobs consumer without the HTTP API.
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub lifecycle: LifecycleArgs,
+
+    /// Seconds to wait for running jobs on shutdown.
+    #[arg(long, env = "GONGGU_SHUTDOWN_GRACE_SECS", default_value_t = defaults::SHUTDOWN_GRACE_SECS)]
+    pub shutdown_grace_secs: u64,
 }
 
 /// The secret given directly, or read from `file` (trimmed); `None` when neither is set.

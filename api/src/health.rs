@@ -40,7 +40,18 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(Err(err)) = &redis {
         tracing::warn!(error = %err, "readiness: redis unreachable");
     }
-    let status = if db_ok && redis_ok {
+    // A process that should run a job worker is not ready while its worker is down (restarting
+    // after its backend failed).
+    let worker = state
+        .jobs
+        .get()
+        .filter(|_| state.settings.jobs.run_workers)
+        .map(|jobs| (jobs.health.is_up(), jobs.health.restarts()));
+    let worker_ok = worker.is_none_or(|(up, _)| up);
+    if !worker_ok {
+        tracing::warn!("readiness: the job worker is down");
+    }
+    let status = if db_ok && redis_ok && worker_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -49,6 +60,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
         "database": { "dialect": state.db.dialect().name(), "ok": db_ok },
         "redis": match redis { None => json!("not configured"), Some(r) => json!({ "ok": r.is_ok() }) },
+        "worker": match worker {
+            None => json!("not running here"),
+            Some((up, restarts)) => json!({ "ok": up, "restarts": restarts }),
+        },
     });
     (status, axum::Json(body))
 }
@@ -67,7 +82,17 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
             Vec::new()
         }
     };
+    let jobs = match state.jobs.get() {
+        Some(jobs) => jobs.store.counts().await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "metrics: job counts unreadable");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
     state.metrics.record(|| {
+        for (job_state, n) in jobs {
+            metrics::gauge!("jobs", "state" => job_state).set(n as f64);
+        }
         metrics::gauge!("db_pool_connections").set(size as f64);
         metrics::gauge!("db_pool_idle_connections").set(idle as f64);
         metrics::counter!("waiting_room_admitter_rounds_total").absolute(admitter_rounds);

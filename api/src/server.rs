@@ -111,6 +111,9 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
             move |stop| crate::queue::admitter::run(admitter_state.clone(), stop),
         ),
     ];
+    if state.settings.jobs.run_workers {
+        tasks.extend(start_jobs(&state));
+    }
     let limits = ConnLimits {
         max_connections: listener::effective_max_connections(state.settings.http.max_connections),
         header_timeout: state.settings.http.header_timeout,
@@ -137,6 +140,20 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
         http,
         tasks,
     })
+}
+
+/// Starts this process's job worker, sweeper and jobs consumer, when a job runtime is attached.
+pub fn start_jobs(state: &AppState) -> Vec<JoinHandle<()>> {
+    let Some(jobs) = state.jobs.get() else {
+        return Vec::new();
+    };
+    jobs.start(
+        state.job_context(),
+        state.live.lease.clone(),
+        &state.instance_id,
+        state.settings.jobs.sweep_every,
+        state.stopping(),
+    )
 }
 
 /// Runs a long-lived task, and runs it again (after a backoff that grows while it keeps failing)

@@ -40,6 +40,26 @@ pub struct Settings {
     pub ingest_runs_access: Access,
     pub queue: QueueSettings,
     pub lifecycle: LifecycleSettings,
+    pub jobs: JobSettings,
+}
+
+/// Background jobs in this process.
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    /// Run a job worker, the sweeper and the jobs consumer here (`serve --no-worker` turns them off
+    /// when `gonggu worker` processes run them instead).
+    pub run_workers: bool,
+    /// How often the sweeper looks for due parties.
+    pub sweep_every: Duration,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            run_workers: true,
+            sweep_every: jobs::sweeper::SWEEP,
+        }
+    }
 }
 
 /// The party lifecycle after the deadline: completion, attendance and penalties.
@@ -62,6 +82,16 @@ impl Default for LifecycleSettings {
                 defaults::BAN_THRESHOLD,
                 defaults::BAN_DAYS,
             ),
+        }
+    }
+}
+
+impl LifecycleSettings {
+    pub fn from_args(args: &crate::config::LifecycleArgs) -> Self {
+        Self {
+            complete_after_meet: Duration::from_secs(args.complete_after_meet_mins * 60),
+            attendance_window: days(args.attendance_window_days),
+            penalties: policy(args.penalty_window_days, args.ban_threshold, args.ban_days),
         }
     }
 }
@@ -149,6 +179,7 @@ impl Default for Settings {
             ingest_runs_access: Access::Public,
             queue: QueueSettings::default(),
             lifecycle: LifecycleSettings::default(),
+            jobs: JobSettings::default(),
         }
     }
 }
@@ -232,11 +263,11 @@ impl Settings {
             },
             max_streams_per_user: args.max_streams_per_user as usize,
             ingest_runs_access: args.ingest_runs_access,
-            lifecycle: LifecycleSettings {
-                complete_after_meet: Duration::from_secs(args.complete_after_meet_mins * 60),
-                attendance_window: days(args.attendance_window_days),
-                penalties: policy(args.penalty_window_days, args.ban_threshold, args.ban_days),
+            jobs: JobSettings {
+                run_workers: !args.no_worker,
+                ..JobSettings::default()
             },
+            lifecycle: LifecycleSettings::from_args(&args.lifecycle),
         })
     }
 }
@@ -265,6 +296,9 @@ pub struct App {
     /// (`waiting_room_admitter_rounds_total` in `/metrics`: a number that stops growing means the
     /// admitter is stuck). Tests wait on it instead of sleeping.
     pub admitter_rounds: std::sync::atomic::AtomicU64,
+    /// The job runtime, once attached ([`AppState::attach_jobs`]): where jobs are pushed, and the
+    /// worker's health for `/readyz`.
+    pub jobs: std::sync::OnceLock<jobs::Jobs>,
     pub settings: Settings,
 }
 
@@ -288,6 +322,7 @@ impl AppState {
             shutdown: tokio::sync::watch::Sender::new(false),
             instance_id: uuid::Uuid::new_v4().to_string(),
             admitter_rounds: std::sync::atomic::AtomicU64::new(0),
+            jobs: std::sync::OnceLock::new(),
             settings,
         }))
     }
@@ -299,6 +334,24 @@ impl AppState {
     /// A receiver that turns true when the app shuts down.
     pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
         self.shutdown.subscribe()
+    }
+
+    /// Attaches the job runtime (once; a second call is ignored).
+    pub fn attach_jobs(&self, jobs: jobs::Jobs) {
+        let _ = self.jobs.set(jobs);
+    }
+
+    /// What job handlers need, from this app's parts.
+    pub fn job_context(&self) -> std::sync::Arc<jobs::Context> {
+        std::sync::Arc::new(jobs::Context {
+            db: self.db.clone(),
+            cache: self.live.cache.clone(),
+            clock: self.clock.clone(),
+            settings: jobs::Settings {
+                complete_after_meet_ms: millis(self.settings.lifecycle.complete_after_meet),
+                penalties: self.settings.lifecycle.penalties,
+            },
+        })
     }
 
     /// The latest meet (or deadline) time a client may set now.

@@ -13,6 +13,7 @@ mod hardening;
 mod http_surface;
 mod ingest;
 mod ingest_cli;
+mod jobs;
 mod lifecycle;
 mod nearby;
 mod parties;

@@ -60,6 +60,8 @@ pub struct Storage {
     pub db_url: String,
     /// Redis URL and key prefix (scale-out only).
     pub redis: Option<(String, String)>,
+    /// Where the job tables are, and the prefix of this test's job queue.
+    pub jobs: (jobs::Location, String),
 }
 
 /// Fresh storage for `backend`, or `None` when scale-out is not configured.
@@ -68,12 +70,16 @@ pub async fn fresh_storage(backend: Backend, dir: &std::path::Path) -> Option<St
         Backend::Embedded => Some(Storage {
             db_url: Db::sqlite_url(&dir.join("test.db")),
             redis: None,
+            jobs: (jobs::Location::Sqlite(dir.join("jobs.db")), "gonggu".into()),
         }),
         Backend::Scaled => {
             let (db_url, redis_url) = scaled_urls()?;
+            let prefix = unique("gt");
             Some(Storage {
                 db_url: fresh_pg_url(&db_url).await,
-                redis: Some((redis_url, unique("gt"))),
+                redis: Some((redis_url, prefix.clone())),
+                // apalis keeps to its own schema; the queue name keeps this test's jobs apart.
+                jobs: (jobs::Location::Postgres(db_url), prefix),
             })
         }
     }
@@ -107,6 +113,17 @@ pub fn test_settings() -> Settings {
     // Sign-up tests make more accounts from one address than a real client would.
     settings.signup_limit_per_addr = 1_000;
     settings.queue.tick = Duration::from_millis(20);
+    // Most tests need no jobs; `jobs_settings` turns them on.
+    settings.jobs.run_workers = false;
+    settings
+}
+
+/// Test settings with the job worker, sweeper and consumer running (the sweeper every 50 ms).
+#[allow(dead_code)] // not every test module uses every helper
+pub fn jobs_settings() -> Settings {
+    let mut settings = test_settings();
+    settings.jobs.run_workers = true;
+    settings.jobs.sweep_every = Duration::from_millis(50);
     settings
 }
 
@@ -166,6 +183,13 @@ impl TestApp {
             b"test-secret-test-secret-test-secret",
             settings,
         );
+        if state.settings.jobs.run_workers {
+            let (location, prefix) = &storage.jobs;
+            let jobs = jobs::Jobs::open(location, prefix)
+                .await
+                .expect("open the job tables");
+            state.attach_jobs(jobs);
+        }
         let server = api::server::start(state.clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .expect("start server");

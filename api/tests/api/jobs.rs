@@ -1,0 +1,256 @@
+//! Jobs end to end: with the worker, sweeper and consumer running in the app, a party closes at
+//! its deadline and completes after its meet by itself, a no-show mark becomes one penalty, a meet
+//! moved twice leaves one completion job, and `/readyz` reports the worker. Time is the app's
+//! clock, moved by the test; the test then waits for the effect (polling), never for a due time.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::common;
+
+use common::{TestApp, TestUser};
+use futures::future::join_all;
+use serde_json::{json, Value};
+
+on_both_backends!(with crate::common::jobs_settings() =>
+    a_party_closes_at_its_deadline_by_itself,
+    too_few_members_cancel_by_themselves,
+    a_closed_party_completes_after_its_meet_by_itself,
+    fifty_concurrent_no_show_marks_become_one_penalty,
+    a_meet_moved_twice_leaves_one_completion_job_that_acts,
+    readyz_reports_the_worker,
+);
+
+const HOUR: i64 = 3_600_000;
+
+/// Polls `check` until it returns `Some`, for at most 20 s.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn party_json(app: &TestApp, id: i64) -> Value {
+    app.get(None, &format!("/api/v1/parties/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn status_becomes(app: &TestApp, id: i64, status: &str) -> Value {
+    eventually(&format!("party {id} {status}"), || async {
+        let party = party_json(app, id).await;
+        (party["status"] == status).then_some(party)
+    })
+    .await
+}
+
+async fn join(app: &TestApp, user: &TestUser, id: i64) {
+    let res = app
+        .post(
+            user,
+            &format!("/api/v1/parties/{id}/bookings"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+}
+
+fn time_of(party: &Value, field: &str) -> i64 {
+    api::time::Timestamp::parse(party[field].as_str().unwrap())
+        .unwrap()
+        .0
+}
+
+async fn job_keys(app: &TestApp, prefix: &str) -> Vec<(String, String)> {
+    app.state
+        .jobs
+        .get()
+        .expect("jobs attached")
+        .store
+        .keys(prefix)
+        .await
+        .unwrap()
+}
+
+async fn a_party_closes_at_its_deadline_by_itself(app: TestApp) {
+    let leader = app.user("leader").await;
+    let member = app.user("member").await;
+    let party = app.party(&leader, 4).await;
+    let id = party["id"].as_i64().unwrap();
+    join(&app, &member, id).await;
+    app.state
+        .clock
+        .advance_ms(time_of(&party, "deadline_at") - app.state.now() + 1);
+    status_becomes(&app, id, "closed").await;
+    let keys = job_keys(&app, &format!("close:{id}:")).await;
+    assert_eq!(keys.len(), 1, "one close job: {keys:?}");
+    eventually("the close job is done", || async {
+        let keys = job_keys(&app, &format!("close:{id}:")).await;
+        (keys[0].1 == "Done").then_some(())
+    })
+    .await;
+    // Gone from nearby search (the index drops closed parties).
+    let nearby: Value = app
+        .get(
+            None,
+            &format!(
+                "/api/v1/parties/nearby?lat={}&lng={}&radius_m=1000&include_full=true",
+                party["lat"], party["lng"]
+            ),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let listed = nearby["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["id"] == id);
+    assert!(!listed, "a closed party is not listed nearby: {nearby}");
+}
+
+async fn too_few_members_cancel_by_themselves(app: TestApp) {
+    let leader = app.user("leader").await;
+    let party = app.party(&leader, 4).await;
+    let id = party["id"].as_i64().unwrap();
+    app.state
+        .clock
+        .advance_ms(time_of(&party, "deadline_at") - app.state.now() + 1);
+    let cancelled = status_becomes(&app, id, "cancelled").await;
+    assert_eq!(cancelled["cancel_reason"], "not_enough_members");
+}
+
+async fn a_closed_party_completes_after_its_meet_by_itself(app: TestApp) {
+    let leader = app.user("leader").await;
+    let member = app.user("member").await;
+    let party = app.party(&leader, 4).await;
+    let id = party["id"].as_i64().unwrap();
+    join(&app, &member, id).await;
+    app.state
+        .clock
+        .advance_ms(time_of(&party, "deadline_at") - app.state.now() + 1);
+    status_becomes(&app, id, "closed").await;
+    // Before the completion delay (3 h after the meet) nothing happens...
+    app.state
+        .clock
+        .advance_ms(time_of(&party, "meet_at") + 2 * HOUR - app.state.now());
+    let res = party_json(&app, id).await;
+    assert_eq!(res["status"], "closed");
+    // ...after it, the party completes.
+    app.state.clock.advance_ms(HOUR + 1);
+    status_becomes(&app, id, "completed").await;
+}
+
+async fn fifty_concurrent_no_show_marks_become_one_penalty(app: TestApp) {
+    let leader = app.user("leader").await;
+    let member = app.user("member").await;
+    let party = app.party(&leader, 4).await;
+    let id = party["id"].as_i64().unwrap();
+    join(&app, &member, id).await;
+    app.state
+        .clock
+        .advance_ms(time_of(&party, "deadline_at") - app.state.now() + 1);
+    status_becomes(&app, id, "closed").await;
+    app.state
+        .clock
+        .advance_ms(time_of(&party, "meet_at") - app.state.now() + 60_000);
+    let body = json!({ "members": [{ "user_id": member.id, "attended": false }] });
+    let marks = join_all((0..50).map(|_| {
+        app.client
+            .put(app.url(&format!("/api/v1/parties/{id}/attendance")))
+            .bearer_auth(&leader.token)
+            .json(&body)
+            .send()
+    }))
+    .await;
+    assert!(marks.into_iter().all(|r| r.unwrap().status() == 200));
+    let profile_url = format!("/api/v1/users/{}", member.id);
+    eventually("the penalty applied", || async {
+        let profile: Value = app.get(None, &profile_url).await.json().await.unwrap();
+        (profile["active_penalties"] == 1).then_some(())
+    })
+    .await;
+    let mine: Value = app
+        .get(Some(&member), "/api/v1/me/penalties")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1, "{mine}");
+    // The leader corrects the mark: the job revokes the penalty.
+    let body = json!({ "members": [{ "user_id": member.id, "attended": true }] });
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v1/parties/{id}/attendance")))
+        .bearer_auth(&leader.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    eventually("the penalty revoked", || async {
+        let profile: Value = app.get(None, &profile_url).await.json().await.unwrap();
+        (profile["active_penalties"] == 0).then_some(())
+    })
+    .await;
+}
+
+async fn a_meet_moved_twice_leaves_one_completion_job_that_acts(app: TestApp) {
+    let leader = app.user("leader").await;
+    let member = app.user("member").await;
+    let party = app.party(&leader, 4).await;
+    let id = party["id"].as_i64().unwrap();
+    join(&app, &member, id).await;
+    app.state
+        .clock
+        .advance_ms(time_of(&party, "deadline_at") - app.state.now() + 1);
+    status_becomes(&app, id, "closed").await;
+    let mut meet = time_of(&party, "meet_at");
+    for _ in 0..2 {
+        meet += 2 * HOUR;
+        let res = app
+            .patch(
+                &leader,
+                &format!("/api/v1/parties/{id}"),
+                &json!({ "meet_at": api::time::Timestamp(meet) }),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    app.state
+        .clock
+        .advance_ms(meet + 3 * HOUR - app.state.now() + 1);
+    status_becomes(&app, id, "completed").await;
+    let keys = job_keys(&app, &format!("complete:{id}:")).await;
+    assert_eq!(
+        keys.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        vec![format!("complete:{id}:{meet}")],
+        "one completion job, for the final meet time"
+    );
+}
+
+async fn readyz_reports_the_worker(app: TestApp) {
+    let ready: Value = eventually("the worker is up", || async {
+        let res = app.get(None, "/readyz").await;
+        let ok = res.status() == 200;
+        let body: Value = res.json().await.unwrap();
+        ok.then_some(body)
+    })
+    .await;
+    assert_eq!(ready["worker"]["ok"], true, "{ready}");
+}

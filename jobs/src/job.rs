@@ -1,0 +1,65 @@
+//! The jobs gonggu runs, as one serde-tagged enum stored in apalis's table, with the idempotency
+//! key each is pushed under: a key names the job and the fact that made it due, so pushing it
+//! again (a repeated scan, a replayed event) stores nothing new, while a changed fact (a moved
+//! meet time) is a new job.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Job {
+    /// Close (or cancel for too few members) a party whose booking deadline passed.
+    Close { party_id: i64, deadline_at: i64 },
+    /// Complete a closed party some time after its meet.
+    Complete { party_id: i64, meet_at: i64 },
+    /// Bring a member's penalty in line with their attendance mark (outbox event `event_id`).
+    SettlePenalty {
+        party_id: i64,
+        user_id: i64,
+        event_id: i64,
+    },
+}
+
+impl Job {
+    pub fn key(&self) -> String {
+        match self {
+            Job::Close {
+                party_id,
+                deadline_at,
+            } => format!("close:{party_id}:{deadline_at}"),
+            Job::Complete { party_id, meet_at } => format!("complete:{party_id}:{meet_at}"),
+            Job::SettlePenalty { event_id, .. } => format!("settle-penalty:{event_id}"),
+        }
+    }
+
+    /// The kind as metrics and the admin listing name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Job::Close { .. } => "close",
+            Job::Complete { .. } => "complete",
+            Job::SettlePenalty { .. } => "settle_penalty",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_names_the_job_and_the_fact_that_made_it_due() {
+        let a = Job::Complete {
+            party_id: 7,
+            meet_at: 100,
+        };
+        let moved = Job::Complete {
+            party_id: 7,
+            meet_at: 200,
+        };
+        assert_eq!(a.key(), a.clone().key());
+        assert_ne!(a.key(), moved.key(), "a moved meet is a new job");
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["kind"], "complete");
+        assert_eq!(serde_json::from_value::<Job>(json).unwrap(), a);
+    }
+}

@@ -1,0 +1,83 @@
+//! The scheduler of time-driven work: every [`SWEEP`] the instance holding the `jobs-sweeper`
+//! lease reads the parties that are due (deadline passed, or meet long enough ago) by gonggu's
+//! clock and pushes their jobs. Idempotency keys make a repeated scan push nothing new, and a
+//! moved meet time a new job; the handlers do nothing for a party that changed in between. Due
+//! times are read from the parties themselves, so a party whose job was lost (or never pushed)
+//! is still found: the sweeper is the catch-all, not a second path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::live::Lease;
+use store::transitions;
+use tokio::sync::watch;
+
+use crate::handlers::Context;
+use crate::job::Job;
+use crate::store::JobStore;
+
+/// The lease naming the one instance that sweeps.
+pub const LEASE: &str = "jobs-sweeper";
+/// How often the sweeper looks (the lag between a due time and its job).
+pub const SWEEP: Duration = Duration::from_secs(1);
+const LEASE_TTL_MS: i64 = 10_000;
+/// Parties handled per scan and kind; a backlog is worked off over the next scans.
+const BATCH: i64 = 1_000;
+
+/// One scan: pushes the jobs of every due party. Returns how many it pushed (or found pushed).
+pub async fn sweep_once(store: &JobStore, ctx: &Context) -> Result<usize, String> {
+    let now = ctx.clock.now_ms();
+    let after = ctx.settings.complete_after_meet_ms;
+    let closing = transitions::due_to_close(&ctx.db, now, BATCH)
+        .await
+        .map_err(|e| store::error::chain(&e))?;
+    let completing = transitions::due_to_complete(&ctx.db, now, after, BATCH)
+        .await
+        .map_err(|e| store::error::chain(&e))?;
+    let jobs = closing
+        .iter()
+        .map(|d| Job::Close {
+            party_id: d.id,
+            deadline_at: d.at,
+        })
+        .chain(completing.iter().map(|d| Job::Complete {
+            party_id: d.id,
+            meet_at: d.at,
+        }));
+    let mut pushed = 0;
+    for job in jobs {
+        store.push(&job).await.map_err(|e| e.to_string())?;
+        pushed += 1;
+    }
+    Ok(pushed)
+}
+
+/// Sweeps every `every` while this instance holds the lease, until `stop`.
+pub async fn run(
+    store: JobStore,
+    ctx: Arc<Context>,
+    lease: Arc<dyn Lease>,
+    instance: String,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let now = ctx.clock.now_ms();
+        match lease.acquire(LEASE, &instance, now, LEASE_TTL_MS).await {
+            Ok(true) => {
+                if let Err(err) = sweep_once(&store, &ctx).await {
+                    tracing::warn!(error = %err, "job sweep failed; retrying");
+                }
+            }
+            Ok(false) => {}
+            Err(err) => tracing::warn!(error = %err, "job sweeper lease unavailable"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    if let Err(err) = lease.release(LEASE, &instance).await {
+        tracing::warn!(error = %err, "job sweeper lease not released");
+    }
+}
