@@ -95,7 +95,7 @@ pub fn parse_market_kind(text: &str) -> Option<&'static str> {
     }
 }
 
-/// An item from a row with the goods fields (paged API, `getProductInfoSvc`, goods CSV).
+/// An item from a row with the goods fields (paged API, `getProductInfoSvc.do`, goods CSV).
 pub fn item_from_goods(row: &Row) -> Result<ItemRow, Rejection> {
     ItemFields {
         source_id: row.text("goodId"),
@@ -125,7 +125,7 @@ pub fn item_from_plain(row: &Row) -> Result<ItemRow, Rejection> {
     .validate()
 }
 
-/// A market from a row with the store fields (`getStoreInfoSvc`, paged store lists).
+/// A market from a row with the store fields (`getStoreInfoSvc.do`, paged store lists).
 ///
 /// The road address is `roadAddrBasic` plus `roadAddrDetail`, or the lot address when there is no
 /// road address.
