@@ -1,8 +1,8 @@
 //! The settings of one import as a plain value: what `gonggu ingest` parses from its command line,
 //! and what a scheduled job holds, so both run exactly the same import.
 //!
-//! [`IngestConfig::source_spec`] checks the combination (which source needs which setting) and
-//! builds the [`SourceSpec`]; [`IngestConfig::run`] runs it.
+//! [`IngestConfig::source_spec`] checks the combination (which source needs which setting, and
+//! that the rejected share is a share) and builds the [`SourceSpec`]; [`IngestConfig::run`] runs it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +29,10 @@ pub const DEFAULT_MAX_RETRIES: u32 = 5;
 pub const DEFAULT_RETRY_BASE_MS: u64 = 500;
 /// Whole-request timeout, in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
+/// The share of a run's rows (rejected / fetched) that may be rejected before the run is
+/// `partial`. A public list has a few broken rows on a good night; many more mean the layout or
+/// the values changed (a renamed column, new kind labels) and someone should look.
+pub const DEFAULT_MAX_REJECTED_SHARE: f64 = 0.01;
 
 /// Where the rows come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +116,13 @@ impl IngestConfig {
                     "--url is required with --source paged-api or price-api",
                 ))
         };
+        let share = self.options.max_rejected_share;
+        // NaN would compare false and silently allow every rejection.
+        if !(0.0..=1.0).contains(&share) {
+            return Err(ConfigError(
+                "--max-rejected-share must be between 0 and 1 (0.01 is 1 %)",
+            ));
+        }
         if self.file.is_some() && self.source != SourceKind::Csv {
             return Err(ConfigError("a FILE is only read with --source csv"));
         }
@@ -197,5 +208,20 @@ mod tests {
         assert_eq!(paged.rows_per_page, 500);
         assert_eq!(paged.extra_params, cfg.params);
         assert_eq!(paged.http.retry.max_retries, DEFAULT_MAX_RETRIES);
+    }
+
+    #[test]
+    fn the_rejected_share_defaults_to_one_percent_and_must_be_a_share() {
+        let mut cfg = IngestConfig::new(Kind::Markets, SourceKind::Csv);
+        cfg.file = Some("markets.csv".into());
+        assert_eq!(cfg.options.max_rejected_share, 0.01);
+        for share in [0.0, 0.1, 1.0] {
+            cfg.options.max_rejected_share = share;
+            assert!(cfg.source_spec().is_ok(), "{share}");
+        }
+        for share in [-0.01, 1.5, f64::NAN, f64::INFINITY] {
+            cfg.options.max_rejected_share = share;
+            assert!(cfg.source_spec().is_err(), "{share}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use crate::envelope::{classify_code, CodeClass, ParseError};
 /// A call that failed for good: which operation, which page, after how many attempts, and why.
 #[derive(Debug)]
 pub struct FetchError {
-    /// The API operation (`getProductInfoSvc`, the last path segment of a paged URL, …).
+    /// The API operation (`getProductInfoSvc.do`, the last path segment of a paged URL, …).
     pub operation: String,
     /// The page, for paged sources.
     pub page: Option<u32>,

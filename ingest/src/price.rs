@@ -1,7 +1,8 @@
 //! The consumer-price API (참가격, `ProductPriceInfoService`): whole lists in one XML reply.
 //!
-//! The configured URL is the service root; the client appends `/getProductInfoSvc` (goods) or
-//! `/getStoreInfoSvc` (stores). There is no paging and no `totalCount`.
+//! The configured URL is the service root; the client appends `/getProductInfoSvc.do` (goods) or
+//! `/getStoreInfoSvc.do` (stores), the paths the service publishes (without `.do` the host has no
+//! such operation). There is no paging and no `totalCount`.
 
 use crate::envelope::parse_price;
 use crate::error::{FetchError, FetchErrorKind};
@@ -11,10 +12,11 @@ use crate::paged::{interpret_with, map_rows};
 use crate::record::{item_from_goods, market_from_store, ItemRow, MarketRow, Rejection};
 use crate::row::Row;
 
-/// The goods operation.
-pub const GOODS_OPERATION: &str = "getProductInfoSvc";
-/// The stores operation.
-pub const STORES_OPERATION: &str = "getStoreInfoSvc";
+/// The goods operation, as published: the list operations keep the `.do` suffix (only the price
+/// operation, `getProductPriceInfoSvc`, is published without it).
+pub const GOODS_OPERATION: &str = "getProductInfoSvc.do";
+/// The stores operation, as published (with `.do`).
+pub const STORES_OPERATION: &str = "getStoreInfoSvc.do";
 
 /// Where and how to call the consumer-price API.
 #[derive(Debug, Clone)]
@@ -75,12 +77,12 @@ impl PriceClient {
         &self.caller.stats
     }
 
-    /// Every goods row (`getProductInfoSvc`) as items.
+    /// Every goods row (`getProductInfoSvc.do`) as items.
     pub async fn goods(&self) -> Result<PriceList<ItemRow>, FetchError> {
         self.list(GOODS_OPERATION, item_from_goods).await
     }
 
-    /// Every store row (`getStoreInfoSvc`) as markets.
+    /// Every store row (`getStoreInfoSvc.do`) as markets.
     pub async fn stores(&self) -> Result<PriceList<MarketRow>, FetchError> {
         self.list(STORES_OPERATION, market_from_store).await
     }

@@ -83,19 +83,60 @@ pub fn market_kind_from_entp_type(code: Option<&str>) -> &'static str {
     }
 }
 
-/// Parses a gonggu market kind, accepting the consumer-price codes too.
+/// Other names of the market kinds, as people and the public portal write them, each written as
+/// its [`kind_key`] (lower case, no blanks, `_` or `-`). The portal's lists label kinds in Korean
+/// (전통시장, 대형마트, …), and a plain CSV written by hand says `traditional` as often as
+/// `traditional_market`.
+const MARKET_KIND_ALIASES: &[(&str, &str)] = &[
+    ("traditional", "traditional_market"),
+    ("전통시장", "traditional_market"),
+    ("재래시장", "traditional_market"),
+    ("전통재래시장", "traditional_market"),
+    ("대형마트", "hypermarket"),
+    ("대형할인점", "hypermarket"),
+    ("대형할인마트", "hypermarket"),
+    ("슈퍼마켓", "supermarket"),
+    ("수퍼마켓", "supermarket"),
+    ("슈퍼", "supermarket"),
+    ("기업형슈퍼마켓", "supermarket"),
+    ("기업형수퍼마켓", "supermarket"),
+    ("기업형슈퍼", "supermarket"),
+    ("ssm", "supermarket"),
+    ("백화점", "department_store"),
+    ("편의점", "convenience_store"),
+    ("창고형할인점", "warehouse_club"),
+    ("창고형할인매장", "warehouse_club"),
+    ("창고형매장", "warehouse_club"),
+    ("창고형마트", "warehouse_club"),
+    ("기타", "other"),
+];
+
+/// A kind label reduced to what tells kinds apart: `Department Store`, `department-store` and
+/// `department_store` are one key, and so are `창고형 할인점` and `창고형할인점`.
+fn kind_key(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Parses a market kind: gonggu's own names ([`MARKET_KINDS`]), the consumer-price codes (`LM`,
+/// `SM`, `DP`, `CS`), and the Korean and short labels in [`MARKET_KIND_ALIASES`].
 pub fn parse_market_kind(text: &str) -> Option<&'static str> {
-    let t = text.trim();
-    if let Some(kind) = MARKET_KINDS.iter().find(|k| k.eq_ignore_ascii_case(t)) {
+    let key = kind_key(text);
+    if let Some(kind) = MARKET_KINDS.iter().find(|k| kind_key(k) == key) {
         return Some(kind);
     }
-    match t.to_ascii_uppercase().as_str() {
-        "LM" | "SM" | "DP" | "CS" => Some(market_kind_from_entp_type(Some(t))),
+    if let Some((_, kind)) = MARKET_KIND_ALIASES.iter().find(|(a, _)| *a == key) {
+        return Some(kind);
+    }
+    match key.as_str() {
+        "lm" | "sm" | "dp" | "cs" => Some(market_kind_from_entp_type(Some(&key))),
         _ => None,
     }
 }
 
-/// An item from a row with the goods fields (paged API, `getProductInfoSvc`, goods CSV).
+/// An item from a row with the goods fields (paged API, `getProductInfoSvc.do`, goods CSV).
 pub fn item_from_goods(row: &Row) -> Result<ItemRow, Rejection> {
     ItemFields {
         source_id: row.text("goodId"),
@@ -125,7 +166,7 @@ pub fn item_from_plain(row: &Row) -> Result<ItemRow, Rejection> {
     .validate()
 }
 
-/// A market from a row with the store fields (`getStoreInfoSvc`, paged store lists).
+/// A market from a row with the store fields (`getStoreInfoSvc.do`, paged store lists).
 ///
 /// The road address is `roadAddrBasic` plus `roadAddrDetail`, or the lot address when there is no
 /// road address.
@@ -154,7 +195,10 @@ pub fn market_from_plain(row: &Row) -> Result<MarketRow, Rejection> {
         Some(text) => parse_market_kind(text).ok_or_else(|| Rejection {
             source_id: source_id.map(str::to_owned),
             field: "kind",
-            reason: format!("unknown market kind {text:?}"),
+            reason: format!(
+                "unknown market kind {text:?}; expected one of {} (or 전통시장, 대형마트, …)",
+                MARKET_KINDS.join(", ")
+            ),
         })?,
     };
     MarketFields {

@@ -12,9 +12,11 @@
 //! which run last saw them, so the run keeps no set of every id (see [`Dedup`]).
 //!
 //! Outcomes: **succeeded** (every page applied, vanished rows deactivated), **partial** (some pages
-//! failed after their retries: every other page applied, nothing deactivated, the pages listed),
-//! **failed** (the source stopped or a write failed: the chunks committed before stay, the rows
-//! buffered for the next chunk are dropped, so the database never holds half a chunk).
+//! failed after their retries, or more than [`RunOptions::max_rejected_share`] of the rows were
+//! rejected: everything else applied, nothing deactivated, the pages and the rejections reported),
+//! **failed** (the source stopped, a write failed, or the source had rows and none could be
+//! stored: the chunks committed before stay, the rows buffered for the next chunk are dropped, so
+//! the database never holds half a chunk).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -25,6 +27,7 @@ use store::live::Cache;
 use store::{Clock, Db, Dialect};
 use tokio::task::JoinSet;
 
+use crate::config::DEFAULT_MAX_REJECTED_SHARE;
 use crate::feed::{self, error_chain, Batch, Event, FeedRecord, SourceSpec};
 use crate::record::Rejection;
 use crate::Dedup;
@@ -100,6 +103,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// The source lists everything it has, so rows missing from a complete run are deactivated.
     pub full_source: bool,
+    /// The share of the rows fetched (0.0..=1.0) that may be rejected; a run that rejects more is
+    /// [`Outcome::Partial`] and deactivates nothing. Default [`DEFAULT_MAX_REJECTED_SHARE`] (1 %).
+    pub max_rejected_share: f64,
 }
 
 impl Default for RunOptions {
@@ -110,6 +116,7 @@ impl Default for RunOptions {
             write_concurrency: None,
             dry_run: false,
             full_source: true,
+            max_rejected_share: DEFAULT_MAX_REJECTED_SHARE,
         }
     }
 }
@@ -319,6 +326,8 @@ struct RunState<'a, T: Ingestible> {
     total_pages: Option<u64>,
     failed_pages: Vec<u32>,
     stopped: bool,
+    /// More rows were rejected than [`RunOptions::max_rejected_share`] allows.
+    rejected_too_many: bool,
     error: Option<String>,
     rejections: Vec<Rejection>,
     no_coordinates_sample: Vec<String>,
@@ -354,6 +363,7 @@ impl<'a, T: Ingestible> RunState<'a, T> {
             total_pages: None,
             failed_pages: Vec::new(),
             stopped: false,
+            rejected_too_many: false,
             error: None,
             rejections: Vec::new(),
             no_coordinates_sample: Vec::new(),
@@ -493,7 +503,10 @@ impl<'a, T: Ingestible> RunState<'a, T> {
         if let Err(e) = self.drain_writers().await {
             self.fail(e, None);
         }
-        let complete = !self.stopped && self.failed_pages.is_empty();
+        // Judged before deactivating: a list whose rows were mostly rejected does not say which
+        // rows vanished (a rejected row without an id cannot be told from a missing one).
+        self.judge_rejections();
+        let complete = !self.stopped && self.failed_pages.is_empty() && !self.rejected_too_many;
         if complete && self.opts.full_source {
             if let Err(e) = self.deactivate_vanished().await {
                 self.fail(e, None);
@@ -506,6 +519,49 @@ impl<'a, T: Ingestible> RunState<'a, T> {
                     tracing::warn!(error = %e, "could not invalidate cached item searches; they expire with their TTL");
                 }
             }
+        }
+    }
+
+    /// Fails a run that stored nothing from a source that had rows, and marks one that rejected
+    /// more than its allowed share; either way the report's error says why.
+    fn judge_rejections(&mut self) {
+        if self.stopped {
+            return;
+        }
+        let t = &self.totals;
+        let (fetched, rejected) = (t.rows_fetched, t.rejected);
+        let stored = t.inserted + t.updated + t.unchanged;
+        let first = match self.rejections.first() {
+            Some(r) => format!("; first: {r}"),
+            None => String::new(),
+        };
+        if fetched > 0 && stored == 0 {
+            // Exit 0 here would tell cron all is well while the database got nothing.
+            let why = if rejected == fetched {
+                format!("all {fetched} rows were rejected{first}")
+            } else {
+                let duplicates = t.duplicates;
+                format!("none of the {fetched} rows fetched was stored ({rejected} rejected, {duplicates} duplicates){first}")
+            };
+            let why = self.with_earlier_error(why);
+            self.fail(why, None);
+        } else if fetched > 0 && rejected as f64 > self.opts.max_rejected_share * fetched as f64 {
+            let share = percent(rejected as f64 / fetched as f64);
+            let allowed = percent(self.opts.max_rejected_share);
+            let why = format!(
+                "{rejected} of {fetched} rows were rejected ({share}, more than the {allowed} allowed){first}"
+            );
+            tracing::warn!(source = %self.source, error = %why, "too many rows rejected");
+            self.rejected_too_many = true;
+            self.error = Some(self.with_earlier_error(why));
+        }
+    }
+
+    /// `message`, followed by the error already recorded (a failed page), so neither is lost.
+    fn with_earlier_error(&self, message: String) -> String {
+        match &self.error {
+            Some(earlier) => format!("{message}; also {earlier}"),
+            None => message,
         }
     }
 
@@ -559,7 +615,7 @@ impl<'a, T: Ingestible> RunState<'a, T> {
         self.ctx.progress.update(&self.snapshot());
         let outcome = if self.stopped {
             Outcome::Failed
-        } else if !self.failed_pages.is_empty() {
+        } else if !self.failed_pages.is_empty() || self.rejected_too_many {
             Outcome::Partial
         } else {
             Outcome::Succeeded
@@ -578,5 +634,26 @@ impl<'a, T: Ingestible> RunState<'a, T> {
             elapsed: self.started.elapsed(),
             write_time: self.write_time,
         }
+    }
+}
+
+/// A share as a percentage for people: `0.01` is `1 %`, `1/3` is `33.33 %`.
+fn percent(share: f64) -> String {
+    let text = format!("{:.2}", share * 100.0);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} %")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent;
+
+    #[test]
+    fn shares_read_as_percentages_without_trailing_zeros() {
+        assert_eq!(percent(0.01), "1 %");
+        assert_eq!(percent(0.005), "0.5 %");
+        assert_eq!(percent(0.07), "7 %");
+        assert_eq!(percent(1.0 / 3.0), "33.33 %");
+        assert_eq!((percent(0.0), percent(1.0)), ("0 %".into(), "100 %".into()));
     }
 }

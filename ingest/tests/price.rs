@@ -122,7 +122,7 @@ async fn a_wrong_key_stops_with_the_gateway_code() {
             error.page,
             error.code().as_deref()
         ),
-        ("getProductInfoSvc", None, Some("30"))
+        ("getProductInfoSvc.do", None, Some("30"))
     );
     assert_eq!(error.attempts, 1);
 }
@@ -136,4 +136,30 @@ async fn an_empty_list_is_an_empty_result() {
     cfg.service_key = String::new();
     let list = fetch_stores(&cfg).await.expect("stores");
     assert!(list.records.is_empty() && list.rejected.is_empty());
+}
+
+#[tokio::test]
+async fn the_mock_serves_the_published_do_paths_and_404s_the_old_ones() {
+    let server = fixture_mock(&[]).await;
+    let http = reqwest::Client::new();
+    let get = |operation: &str| {
+        let url = format!(
+            "{}/{operation}?serviceKey={KEY_ENCODED}",
+            server.price_url()
+        );
+        let http = http.clone();
+        async move { http.get(url).send().await.expect("mock answers") }
+    };
+    for (operation, row) in [
+        ("getProductInfoSvc.do", "<goodId>151</goodId>"),
+        ("getStoreInfoSvc.do", "<entpId>100</entpId>"),
+    ] {
+        let reply = get(operation).await;
+        assert_eq!(reply.status(), 200, "{operation}");
+        let body = reply.text().await.expect("body");
+        assert!(body.contains(row), "{operation}: {body}");
+    }
+    for operation in ["getProductInfoSvc", "getStoreInfoSvc", "getNoSuchSvc.do"] {
+        assert_eq!(get(operation).await.status(), 404, "{operation}");
+    }
 }

@@ -1,7 +1,8 @@
 //! A mock of the public APIs for tests and benchmarks: paged operations (`/items` with goods rows,
 //! `/markets` with store rows, JSON or XML by the format switch) and the consumer-price service
-//! (`/ProductPriceInfoService/getProductInfoSvc` and `/getStoreInfoSvc`), with configurable latency,
-//! injected faults ([`FaultRule`]) and a check that the service key arrived encoded exactly once.
+//! (`/ProductPriceInfoService/getProductInfoSvc.do` and `/getStoreInfoSvc.do`, the published paths;
+//! any other operation there is a 404), with configurable latency, injected faults ([`FaultRule`])
+//! and a check that the service key arrived encoded exactly once.
 //!
 //! Synthetic item rows are generated on demand from their index, so 300,000 rows cost no memory.
 

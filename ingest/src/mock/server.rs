@@ -26,6 +26,10 @@ pub const ITEMS_PATH: &str = "/items";
 pub const MARKETS_PATH: &str = "/markets";
 /// The consumer-price service root.
 pub const PRICE_ROOT: &str = "/ProductPriceInfoService";
+/// The consumer-price goods list, as published (with `.do`).
+pub const PRICE_GOODS_PATH: &str = "/ProductPriceInfoService/getProductInfoSvc.do";
+/// The consumer-price store list, as published (with `.do`).
+pub const PRICE_STORES_PATH: &str = "/ProductPriceInfoService/getStoreInfoSvc.do";
 
 /// A running mock; stops when dropped or shut down.
 pub struct MockServer {
@@ -81,8 +85,8 @@ impl MockServer {
         let app = Router::new()
             .route(ITEMS_PATH, get(paged_items))
             .route(MARKETS_PATH, get(paged_markets))
-            .route(&format!("{PRICE_ROOT}/getProductInfoSvc"), get(price_goods))
-            .route(&format!("{PRICE_ROOT}/getStoreInfoSvc"), get(price_stores))
+            .route(PRICE_GOODS_PATH, get(price_goods))
+            .route(PRICE_STORES_PATH, get(price_stores))
             .fallback(no_such_service)
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -201,8 +205,21 @@ async fn price_stores(State(shared): AppState, uri: Uri, RawQuery(query): RawQue
     .await
 }
 
-async fn no_such_service(State(shared): AppState) -> Response {
+/// An unknown path. Under the consumer-price root it is an HTTP 404 page: the service has only
+/// the operations it publishes, so a client calling a list operation without its `.do` must fail
+/// here as it would there. Elsewhere the data.go.kr gateway's error 12 (no such service).
+async fn no_such_service(State(shared): AppState, uri: Uri) -> Response {
     shared.requests.fetch_add(1, Ordering::Relaxed);
+    let path = uri.path();
+    if path == PRICE_ROOT || path.starts_with(&format!("{PRICE_ROOT}/")) {
+        let html = "<html><body><h1>404 Not Found</h1></body></html>";
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/html")],
+            html,
+        )
+            .into_response();
+    }
     xml(StatusCode::OK, render::gateway_error("12"))
 }
 

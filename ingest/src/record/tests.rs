@@ -179,6 +179,60 @@ fn plain_market_rows_accept_known_kinds_and_reject_unknown_ones() {
 }
 
 #[test]
+fn the_portals_korean_kind_labels_and_short_names_parse() {
+    for (label, kind) in [
+        ("전통시장", "traditional_market"),
+        (" 재래시장 ", "traditional_market"),
+        ("traditional", "traditional_market"),
+        ("Traditional", "traditional_market"),
+        ("대형마트", "hypermarket"),
+        ("슈퍼마켓", "supermarket"),
+        ("기업형슈퍼마켓", "supermarket"),
+        ("기업형 슈퍼마켓", "supermarket"),
+        ("SSM", "supermarket"),
+        ("백화점", "department_store"),
+        ("편의점", "convenience_store"),
+        ("창고형 할인점", "warehouse_club"),
+        ("창고형매장", "warehouse_club"),
+        ("Department Store", "department_store"),
+        ("warehouse-club", "warehouse_club"),
+        ("cs", "convenience_store"),
+        ("기타", "other"),
+    ] {
+        assert_eq!(parse_market_kind(label), Some(kind), "{label:?}");
+    }
+    for unknown in ["노점", "시장", "bazaar", "trad", ""] {
+        assert_eq!(parse_market_kind(unknown), None, "{unknown:?}");
+    }
+}
+
+#[test]
+fn every_kind_alias_is_written_as_its_key_and_names_a_known_kind() {
+    // An alias written with a blank or in capitals would never match.
+    for (alias, kind) in MARKET_KIND_ALIASES {
+        assert_eq!(kind_key(alias), *alias);
+        assert!(MARKET_KINDS.contains(kind), "{alias} -> {kind}");
+    }
+}
+
+#[test]
+fn a_plain_market_row_with_a_korean_kind_is_kept_and_an_unknown_one_names_kind() {
+    let row = goods(&[
+        ("source_id", "m4"),
+        ("name", "망원시장"),
+        ("kind", "전통시장"),
+    ]);
+    assert_eq!(
+        market_from_plain(&row).expect("valid").kind,
+        "traditional_market"
+    );
+    let row = goods(&[("source_id", "m5"), ("name", "x"), ("kind", "노점")]);
+    let err = market_from_plain(&row).unwrap_err();
+    assert_eq!((err.field, err.source_id.as_deref()), ("kind", Some("m5")));
+    assert!(err.reason.contains("traditional_market"), "{}", err.reason);
+}
+
+#[test]
 fn a_traditional_market_row_gets_a_stable_id_from_agency_and_name() {
     let row = goods(&[
         ("시장명", "망원시장"),
