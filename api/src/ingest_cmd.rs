@@ -78,6 +78,11 @@ pub struct IngestArgs {
     #[arg(long)]
     pub source_name: Option<String>,
 
+    /// The share of rows (0 to 1) that may be rejected before the run counts as partial (exit 3);
+    /// a run that stores nothing from a non-empty source fails (exit 1).
+    #[arg(long, env = "GONGGU_INGEST_MAX_REJECTED_SHARE", default_value_t = defaults::DEFAULT_MAX_REJECTED_SHARE)]
+    pub max_rejected_share: f64,
+
     /// The source is not a full list: do not deactivate rows missing from it.
     #[arg(long)]
     pub incremental: bool,
@@ -183,6 +188,7 @@ impl IngestArgs {
             retry_base: Duration::from_millis(self.retry_base_ms),
             timeout: Duration::from_secs(self.timeout_secs),
             options: RunOptions {
+                max_rejected_share: self.max_rejected_share,
                 source_name: self.source_name.clone(),
                 chunk_size: self.chunk_size,
                 write_concurrency: self.write_concurrency,
