@@ -159,6 +159,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(value) => value,
         Err(err) => {
+            if err.inner().is_data() {
+                if let Some(value) = integral_floats_help::<T>(bytes) {
+                    return Ok(value);
+                }
+            }
             let path = err.path().to_string();
             let inner = err.into_inner();
             let field = if path == "." || path.is_empty() {
@@ -183,6 +188,44 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|e| ApiError::malformed(None, format!("invalid JSON body: {e}")))?;
     Ok(value)
+}
+
+/// JSON Schema counts `2.0` as an integer, and clients (and generated ones) may send it so; serde
+/// does not. When a body failed on a type and holds integral floats, it is read again with those
+/// written as integers. `None` when that changes nothing or still fails: the first error stands.
+fn integral_floats_help<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    fn normalise(value: &mut serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Number(n) if n.is_f64() => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
+                    *value = serde_json::Value::from(f as i64);
+                    true
+                }
+                _ => false,
+            },
+            // Every element is visited (no short-circuit): all of them are rewritten.
+            serde_json::Value::Array(items) => {
+                let mut changed = false;
+                for v in items.iter_mut() {
+                    changed |= normalise(v);
+                }
+                changed
+            }
+            serde_json::Value::Object(map) => {
+                let mut changed = false;
+                for v in map.values_mut() {
+                    changed |= normalise(v);
+                }
+                changed
+            }
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if !normalise(&mut value) {
+        return None;
+    }
+    serde_json::from_value(value).ok()
 }
 
 /// serde reports a missing or repeated field at the parent path; pull its name out of the message.
@@ -307,6 +350,26 @@ mod tests {
         let err = parse_json::<Body>(br#"{"capacity": 3, "title": "x"}xyz"#).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert!(parse_json::<Body>(b"{\"capacity\": 3, \"title\": \"x\"} \n").is_ok());
+    }
+
+    #[test]
+    fn integral_floats_are_integers_and_fractions_are_not() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Body {
+            id: i64,
+            items: Vec<i64>,
+        }
+        let body = parse_json::<Body>(br#"{"id": 7.0, "items": [1, 2.0, 3e2]}"#).unwrap();
+        assert_eq!(
+            body,
+            Body {
+                id: 7,
+                items: vec![1, 2, 300]
+            }
+        );
+        let err = parse_json::<Body>(br#"{"id": 7.5, "items": []}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(err.field.as_deref(), Some("id"));
     }
 
     #[test]
