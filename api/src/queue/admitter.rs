@@ -62,7 +62,7 @@ async fn tick_once(state: &AppState, paces: &mut HashMap<i64, Pace>) {
         .await
     {
         Ok(true) => {
-            if let Err(err) = round(state, paces, now).await {
+            if let Err(err) = round(state, paces).await {
                 tracing::warn!(error = %err, "admitter round failed");
             }
         }
@@ -73,12 +73,12 @@ async fn tick_once(state: &AppState, paces: &mut HashMap<i64, Pace>) {
 }
 
 /// One pass over every open or paused room.
-async fn round(
-    state: &AppState,
-    paces: &mut HashMap<i64, Pace>,
-    now: i64,
-) -> Result<(), store::Error> {
+async fn round(state: &AppState, paces: &mut HashMap<i64, Pace>) -> Result<(), store::Error> {
     let live_rooms = rooms::list_live_rooms(&state.db).await?;
+    // The time is read after the rooms: a change read here (a resume) is judged at a time no
+    // earlier than the change, never by a clock read before it (which would count an entry
+    // abandoned since as still followed).
+    let now = state.now();
     paces.retain(|id, _| live_rooms.iter().any(|r| r.party_id == *id));
     for room in live_rooms {
         let pace = paces
