@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP API (and, in the embedded default, everything else) in this process.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate,
     /// Load the bundled markets and items (and, with --demo, demo users and parties).
@@ -216,10 +216,11 @@ async fn worker(storage: &StorageArgs, args: &crate::config::WorkerArgs) -> Resu
     let db = open_db(storage).await?;
     let live = open_live(storage).await?;
     let jobs = open_jobs(storage).await?;
-    let settings = Settings {
+    let mut settings = Settings {
         lifecycle: crate::state::LifecycleSettings::from_args(&args.lifecycle),
         ..Settings::default()
     };
+    settings.jobs.nightly = args.nightly.nightly()?;
     // A worker issues no tokens: its key is random and never leaves the process.
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
@@ -251,7 +252,8 @@ async fn worker(storage: &StorageArgs, args: &crate::config::WorkerArgs) -> Resu
 
 async fn serve(storage: &StorageArgs, args: &ServeArgs) -> Result<()> {
     // Configuration mistakes first: before connecting to anything.
-    let settings = Settings::from_args(args).map_err(anyhow::Error::msg)?;
+    let mut settings = Settings::from_args(args).map_err(anyhow::Error::msg)?;
+    settings.jobs.nightly = args.nightly.nightly()?;
     let configured_secret = config::secret_from(
         args.jwt_secret.as_deref(),
         args.jwt_secret_file.as_deref(),

@@ -250,6 +250,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub lifecycle: LifecycleArgs,
+
+    #[command(flatten)]
+    pub nightly: NightlyArgs,
 }
 
 /// The party lifecycle after the deadline: completion, attendance and penalties (`serve` and
@@ -287,9 +290,134 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub lifecycle: LifecycleArgs,
 
+    #[command(flatten)]
+    pub nightly: NightlyArgs,
+
     /// Seconds to wait for running jobs on shutdown.
     #[arg(long, env = "GONGGU_SHUTDOWN_GRACE_SECS", default_value_t = defaults::SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
+}
+
+/// Where the rows come from.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum IngestSource {
+    /// A paged data.go.kr operation: --url is the operation's full address.
+    PagedApi,
+    /// The consumer-price API (참가격): --url is the service root (…/ProductPriceInfoService).
+    PriceApi,
+    /// A CSV file (the portal's download, CP949 or UTF-8, or gonggu's plain columns): give FILE.
+    Csv,
+}
+
+impl IngestSource {
+    pub fn kind(self) -> ingest::config::SourceKind {
+        match self {
+            IngestSource::PagedApi => ingest::config::SourceKind::PagedApi,
+            IngestSource::PriceApi => ingest::config::SourceKind::PriceApi,
+            IngestSource::Csv => ingest::config::SourceKind::Csv,
+        }
+    }
+}
+
+/// The nightly import, run by whichever process runs the jobs (`serve` or `worker`): off unless a
+/// source is set for items or markets. The key is `gonggu ingest`'s (`GONGGU_SERVICE_KEY[_FILE]`).
+#[derive(Args, Debug, Clone)]
+pub struct NightlyArgs {
+    /// Nightly import: when, as a cron schedule in Asia/Seoul time (sec min hour day month weekday).
+    #[arg(long, env = "GONGGU_NIGHTLY_SCHEDULE", default_value = jobs::nightly::DEFAULT_SCHEDULE)]
+    pub nightly_schedule: String,
+
+    /// Nightly import of items: where from (unset: no nightly item import).
+    #[arg(long, env = "GONGGU_NIGHTLY_ITEMS_SOURCE", value_enum)]
+    pub nightly_items_source: Option<IngestSource>,
+
+    /// Nightly import of items: the paged operation's address or the price API's service root.
+    #[arg(long, env = "GONGGU_NIGHTLY_ITEMS_URL")]
+    pub nightly_items_url: Option<String>,
+
+    /// Nightly import of items: the CSV file (with source csv).
+    #[arg(long, env = "GONGGU_NIGHTLY_ITEMS_FILE")]
+    pub nightly_items_file: Option<PathBuf>,
+
+    /// Nightly import of markets: where from (unset: no nightly market import).
+    #[arg(long, env = "GONGGU_NIGHTLY_MARKETS_SOURCE", value_enum)]
+    pub nightly_markets_source: Option<IngestSource>,
+
+    /// Nightly import of markets: the paged operation's address or the price API's service root.
+    #[arg(long, env = "GONGGU_NIGHTLY_MARKETS_URL")]
+    pub nightly_markets_url: Option<String>,
+
+    /// Nightly import of markets: the CSV file (with source csv).
+    #[arg(long, env = "GONGGU_NIGHTLY_MARKETS_FILE")]
+    pub nightly_markets_file: Option<PathBuf>,
+
+    /// The data.go.kr service key for the nightly import. Never logged.
+    #[arg(
+        long = "nightly-service-key",
+        env = "GONGGU_SERVICE_KEY",
+        hide_env_values = true
+    )]
+    pub service_key: Option<String>,
+
+    /// A file holding the service key.
+    #[arg(long = "nightly-service-key-file", env = "GONGGU_SERVICE_KEY_FILE")]
+    pub service_key_file: Option<PathBuf>,
+}
+
+impl NightlyArgs {
+    /// The nightly import these settings describe, checked now (a source without its URL or file
+    /// is a start-up error, not a failure at 3 a.m.); `None` when no source is set.
+    pub fn nightly(&self) -> anyhow::Result<Option<jobs::nightly::Nightly>> {
+        use ingest::run::Kind;
+        if self.nightly_items_source.is_none() && self.nightly_markets_source.is_none() {
+            return Ok(None);
+        }
+        let schedule =
+            jobs::nightly::Nightly::schedule(&self.nightly_schedule).map_err(anyhow::Error::msg)?;
+        let key = secret_from(
+            self.service_key.as_deref(),
+            self.service_key_file.as_deref(),
+            "GONGGU_SERVICE_KEY_FILE",
+        )?
+        .unwrap_or_default();
+        let config = |kind: Kind,
+                      source: Option<IngestSource>,
+                      url: &Option<String>,
+                      file: &Option<PathBuf>,
+                      prefix: &str|
+         -> anyhow::Result<Option<ingest::config::IngestConfig>> {
+            let Some(source) = source else {
+                return Ok(None);
+            };
+            let config = ingest::config::IngestConfig {
+                url: url.clone(),
+                file: file.clone(),
+                service_key: key.clone(),
+                ..ingest::config::IngestConfig::new(kind, source.kind())
+            };
+            config
+                .source_spec()
+                .map_err(|e| anyhow::anyhow!("{prefix}: {e}"))?;
+            Ok(Some(config))
+        };
+        Ok(Some(jobs::nightly::Nightly {
+            schedule,
+            items: config(
+                Kind::Items,
+                self.nightly_items_source,
+                &self.nightly_items_url,
+                &self.nightly_items_file,
+                "GONGGU_NIGHTLY_ITEMS_*",
+            )?,
+            markets: config(
+                Kind::Markets,
+                self.nightly_markets_source,
+                &self.nightly_markets_url,
+                &self.nightly_markets_file,
+                "GONGGU_NIGHTLY_MARKETS_*",
+            )?,
+        }))
+    }
 }
 
 /// The secret given directly, or read from `file` (trimmed); `None` when neither is set.

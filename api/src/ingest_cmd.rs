@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use ingest::config::{self as defaults, ConfigError, IngestConfig, IngestError, SourceKind};
+use ingest::config::{self as defaults, ConfigError, IngestConfig, IngestError};
 use ingest::csv::CsvEncoding;
 use ingest::run::{Kind, Outcome, Progress, RunContext, RunOptions, RunReport, Snapshot};
 use store::live::Live;
@@ -22,16 +22,7 @@ pub enum IngestWhat {
     Markets,
 }
 
-/// Where the rows come from.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum IngestSource {
-    /// A paged data.go.kr operation: --url is the operation's full address.
-    PagedApi,
-    /// The consumer-price API (참가격): --url is the service root (…/ProductPriceInfoService).
-    PriceApi,
-    /// A CSV file (the portal's download, CP949 or UTF-8, or gonggu's plain columns): give FILE.
-    Csv,
-}
+pub use crate::config::IngestSource;
 
 /// `gonggu ingest` arguments.
 #[derive(Args, Debug, Clone)]
@@ -164,11 +155,7 @@ impl IngestArgs {
             "GONGGU_SERVICE_KEY_FILE",
         )?
         .unwrap_or_default();
-        let source = match self.source {
-            IngestSource::PagedApi => SourceKind::PagedApi,
-            IngestSource::PriceApi => SourceKind::PriceApi,
-            IngestSource::Csv => SourceKind::Csv,
-        };
+        let source = self.source.kind();
         let kind = match self.what {
             IngestWhat::Items => Kind::Items,
             IngestWhat::Markets => Kind::Markets,

@@ -51,6 +51,8 @@ pub struct JobSettings {
     pub run_workers: bool,
     /// How often the sweeper looks for due parties.
     pub sweep_every: Duration,
+    /// The nightly import, when a source is configured.
+    pub nightly: Option<jobs::nightly::Nightly>,
 }
 
 impl Default for JobSettings {
@@ -58,6 +60,7 @@ impl Default for JobSettings {
         Self {
             run_workers: true,
             sweep_every: jobs::sweeper::SWEEP,
+            nightly: None,
         }
     }
 }
@@ -351,6 +354,7 @@ impl AppState {
                 complete_after_meet_ms: millis(self.settings.lifecycle.complete_after_meet),
                 penalties: self.settings.lifecycle.penalties,
             },
+            nightly: self.settings.jobs.nightly.clone(),
         })
     }
 

@@ -17,6 +17,21 @@ pub struct Context {
     pub cache: Arc<dyn Cache>,
     pub clock: Clock,
     pub settings: Settings,
+    /// The nightly import, when any source is configured.
+    pub nightly: Option<crate::nightly::Nightly>,
+}
+
+/// Why a job failed: the store, or an import that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("nightly {kind} import {outcome}: {detail}")]
+    Import {
+        kind: &'static str,
+        outcome: &'static str,
+        detail: String,
+    },
 }
 
 /// The lifecycle rules jobs apply.
@@ -28,7 +43,7 @@ pub struct Settings {
 }
 
 /// Runs one job.
-pub async fn run(job: &Job, ctx: &Context) -> Result<(), store::Error> {
+pub async fn run(job: &Job, ctx: &Context) -> Result<(), JobError> {
     let now = ctx.clock.now_ms();
     match *job {
         Job::Close { party_id, .. } => {
@@ -56,6 +71,58 @@ pub async fn run(job: &Job, ctx: &Context) -> Result<(), store::Error> {
                 tracing::info!(party.id = party_id, user.id = user_id, outcome = ?settled, "penalty settled");
             }
         }
+        Job::Ingest { ref what, tick_at } => import(ctx, what, tick_at).await?,
     }
     Ok(())
+}
+
+/// One nightly import, recorded as `gonggu ingest` records it. A failed run fails the job (so it
+/// is retried, and kept as dead when it keeps failing); a partial one is logged as an error.
+async fn import(ctx: &Context, kind: &str, tick_at: i64) -> Result<(), JobError> {
+    use ingest::run::{Kind, Outcome, RunContext};
+    let kind = match kind {
+        "items" => Kind::Items,
+        "markets" => Kind::Markets,
+        other => {
+            return Err(JobError::Import {
+                kind: "unknown",
+                outcome: "refused",
+                detail: format!("no import of kind {other}"),
+            })
+        }
+    };
+    let Some(config) = ctx.nightly.as_ref().and_then(|n| n.config(kind)) else {
+        tracing::warn!(
+            kind = kind.as_str(),
+            "nightly import no longer configured; skipped"
+        );
+        return Ok(());
+    };
+    let run_ctx = RunContext {
+        db: &ctx.db,
+        cache: Some(ctx.cache.as_ref()),
+        clock: &ctx.clock,
+        progress: &(),
+    };
+    let report = config.run(&run_ctx).await.map_err(|e| JobError::Import {
+        kind: kind.as_str(),
+        outcome: "not recorded",
+        detail: store::error::chain(&e),
+    })?;
+    let detail = report.error.clone().unwrap_or_default();
+    match report.outcome {
+        Outcome::Succeeded => {
+            tracing::info!(kind = kind.as_str(), tick_at, run = ?report.run_id, inserted = report.totals.inserted, updated = report.totals.updated, "nightly import succeeded");
+            Ok(())
+        }
+        Outcome::Partial => {
+            tracing::error!(kind = kind.as_str(), tick_at, run = ?report.run_id, error = %detail, "nightly import partial");
+            Ok(())
+        }
+        Outcome::Failed => Err(JobError::Import {
+            kind: kind.as_str(),
+            outcome: "failed",
+            detail,
+        }),
+    }
 }

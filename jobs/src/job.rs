@@ -12,6 +12,8 @@ pub enum Job {
     Close { party_id: i64, deadline_at: i64 },
     /// Complete a closed party some time after its meet.
     Complete { party_id: i64, meet_at: i64 },
+    /// Run the nightly import of `what` (`items` or `markets`) for the schedule's tick `tick_at`.
+    Ingest { what: String, tick_at: i64 },
     /// Bring a member's penalty in line with their attendance mark (outbox event `event_id`).
     SettlePenalty {
         party_id: i64,
@@ -29,6 +31,7 @@ impl Job {
             } => format!("close:{party_id}:{deadline_at}"),
             Job::Complete { party_id, meet_at } => format!("complete:{party_id}:{meet_at}"),
             Job::SettlePenalty { event_id, .. } => format!("settle-penalty:{event_id}"),
+            Job::Ingest { what, tick_at } => format!("ingest:{what}:{tick_at}"),
         }
     }
 
@@ -38,6 +41,7 @@ impl Job {
             Job::Close { .. } => "close",
             Job::Complete { .. } => "complete",
             Job::SettlePenalty { .. } => "settle_penalty",
+            Job::Ingest { .. } => "ingest",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! gonggu's background jobs, on apalis: the party lifecycle (close or cancel at the deadline,
-//! complete after the meet) and penalties for no-shows.
+//! complete after the meet), penalties for no-shows, and the nightly import ([`nightly`]).
 //!
 //! How work becomes a job:
 //! - **time-driven** steps are found by [`sweeper`] (one instance, under a lease) from the parties'
@@ -14,6 +14,7 @@
 pub mod consumer;
 pub mod handlers;
 pub mod job;
+pub mod nightly;
 pub mod store;
 pub mod sweeper;
 pub mod worker;

@@ -52,6 +52,33 @@ pub async fn sweep_once(store: &JobStore, ctx: &Context) -> Result<usize, String
     Ok(pushed)
 }
 
+/// Pushes the nightly imports of the latest tick (at or before now), unless this sweeper already
+/// did: the key makes another instance's (or a restarted one's) push of the same tick a no-op.
+pub async fn sweep_nightly(
+    store: &JobStore,
+    ctx: &Context,
+    pushed_tick: &mut Option<i64>,
+) -> Result<(), String> {
+    let Some(nightly) = &ctx.nightly else {
+        return Ok(());
+    };
+    let Some(tick) = crate::nightly::latest_tick(&nightly.schedule, ctx.clock.now_ms()) else {
+        return Ok(());
+    };
+    if *pushed_tick == Some(tick) {
+        return Ok(());
+    }
+    for (kind, _) in nightly.runs() {
+        let job = Job::Ingest {
+            what: kind.as_str().to_owned(),
+            tick_at: tick,
+        };
+        store.push(&job).await.map_err(|e| e.to_string())?;
+    }
+    *pushed_tick = Some(tick);
+    Ok(())
+}
+
 /// Sweeps every `every` while this instance holds the lease, until `stop`.
 pub async fn run(
     store: JobStore,
@@ -61,6 +88,7 @@ pub async fn run(
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut pushed_tick = None;
     loop {
         let now = ctx.clock.now_ms();
         match lease.acquire(LEASE, &instance, now, LEASE_TTL_MS).await {
@@ -68,8 +96,12 @@ pub async fn run(
                 if let Err(err) = sweep_once(&store, &ctx).await {
                     tracing::warn!(error = %err, "job sweep failed; retrying");
                 }
+                if let Err(err) = sweep_nightly(&store, &ctx, &mut pushed_tick).await {
+                    tracing::warn!(error = %err, "nightly import not scheduled; retrying");
+                }
             }
-            Ok(false) => {}
+            // Another instance sweeps; if it stops, this one pushes the tick again (a no-op).
+            Ok(false) => pushed_tick = None,
             Err(err) => tracing::warn!(error = %err, "job sweeper lease unavailable"),
         }
         tokio::select! {

@@ -21,6 +21,27 @@ on_both_backends!(with crate::common::jobs_settings() =>
     readyz_reports_the_worker,
 );
 
+on_both_backends!(with super::nightly_settings() =>
+    the_nightly_import_of_a_tick_runs_once_across_instances,
+);
+
+/// Jobs with a nightly market import from the bundled market list (a plain CSV).
+fn nightly_settings() -> api::state::Settings {
+    let mut settings = crate::common::jobs_settings();
+    let file = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/markets.csv");
+    let mut markets = ingest::config::IngestConfig::new(
+        ingest::run::Kind::Markets,
+        ingest::config::SourceKind::Csv,
+    );
+    markets.file = Some(file);
+    settings.jobs.nightly = Some(jobs::nightly::Nightly {
+        schedule: jobs::nightly::Nightly::schedule(jobs::nightly::DEFAULT_SCHEDULE).unwrap(),
+        items: None,
+        markets: Some(markets),
+    });
+    settings
+}
+
 const HOUR: i64 = 3_600_000;
 
 /// Polls `check` until it returns `Some`, for at most 20 s.
@@ -253,4 +274,46 @@ async fn readyz_reports_the_worker(app: TestApp) {
     })
     .await;
     assert_eq!(ready["worker"]["ok"], true, "{ready}");
+}
+
+async fn runs(app: &TestApp) -> Vec<Value> {
+    let page: Value = app
+        .get(None, "/api/v1/ingest/runs")
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
+async fn the_nightly_import_of_a_tick_runs_once_across_instances(app: TestApp) {
+    let other = app.spawn_sibling().await;
+    // The latest 03:00 tick is in the past when the app starts (a missed tick): it runs now.
+    let done = eventually("the nightly import recorded", || async {
+        let runs = runs(&app).await;
+        (runs.iter().any(|r| r["status"] != "running")).then_some(runs)
+    })
+    .await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["kind"], "markets");
+    assert_eq!(done[0]["status"], "succeeded", "{done:?}");
+    // Whichever instance holds the sweeper's lease, the other pushing the same tick (as it does
+    // when it takes the lease over) stores nothing new.
+    for instance in [&app, &other] {
+        let store = &instance.state.jobs.get().unwrap().store;
+        jobs::sweeper::sweep_nightly(store, &instance.state.job_context(), &mut None)
+            .await
+            .unwrap();
+    }
+    let keys = job_keys(&other, "ingest:markets:").await;
+    assert_eq!(keys.len(), 1, "one job for the tick: {keys:?}");
+    eventually("no nightly job left to run", || async {
+        let keys = job_keys(&app, "ingest:").await;
+        keys.iter()
+            .all(|(_, status)| status == "Done")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(runs(&app).await.len(), 1, "one import for one tick");
+    other.shutdown().await;
 }
