@@ -102,11 +102,12 @@ pub async fn mark(
     if party.leader_id != leader_id {
         return Err(AttendanceError::NotLeader);
     }
+    // Before the meet, "too early" says more than the status (still recruiting, or closed).
+    if party.status != PartyStatus::Cancelled && now < party.meet_at {
+        return Err(AttendanceError::TooEarly(party.meet_at));
+    }
     if !matches!(party.status, PartyStatus::Closed | PartyStatus::Completed) {
         return Err(AttendanceError::WrongStatus(party.status));
-    }
-    if now < party.meet_at {
-        return Err(AttendanceError::TooEarly(party.meet_at));
     }
     let closes_at = party.meet_at.saturating_add(window_ms);
     if now > closes_at {
