@@ -83,15 +83,21 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
         }
     };
     let jobs = match state.jobs.get() {
-        Some(jobs) => jobs.store.counts().await.unwrap_or_else(|err| {
-            tracing::warn!(error = %err, "metrics: job counts unreadable");
-            Vec::new()
-        }),
-        None => Vec::new(),
+        Some(jobs) => match jobs.store.counts(state.now() / 1000).await {
+            Ok(counts) => Some(counts),
+            Err(err) => {
+                tracing::warn!(error = %err, "metrics: job counts unreadable");
+                None
+            }
+        },
+        None => None,
     };
     state.metrics.record(|| {
-        for (job_state, n) in jobs {
-            metrics::gauge!("jobs", "state" => job_state).set(n as f64);
+        if let Some((counts, oldest_due_secs)) = jobs {
+            for (kind, job_state, n) in counts {
+                metrics::gauge!("jobs", "kind" => kind, "state" => job_state).set(n as f64);
+            }
+            metrics::gauge!("jobs_oldest_due_age_seconds").set(oldest_due_secs as f64);
         }
         metrics::gauge!("db_pool_connections").set(size as f64);
         metrics::gauge!("db_pool_idle_connections").set(idle as f64);

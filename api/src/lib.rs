@@ -2,6 +2,7 @@
 //!
 //! Read [`http::router`] for the route table and [`cli`] for the subcommands.
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -31,6 +31,7 @@ use crate::error::Problem;
         (name = "bookings", description = "Seats in parties"),
         (name = "queue", description = "Waiting rooms in front of hot parties"),
         (name = "ingest", description = "Runs of the nightly public-data import"),
+        (name = "admin", description = "Operators: background jobs"),
     )
 )]
 pub struct ApiDoc;
@@ -135,6 +136,9 @@ const ID_CURSOR: &str = "^(c[1-9a-f][0-9a-f]{0,14}|c[1-7][0-9a-f]{15})?$";
 /// lower-case hex.
 const NEARBY_CURSOR: &str = r"^(g(0|[1-9a-f][0-9a-f]{0,14}|[1-6][0-9a-f]{15}|7[0-9a-e][0-9a-f]{14}|7f[0-9a-e][0-9a-f]{13})\.(0|[1-9a-f][0-9a-f]{0,14}|[1-7][0-9a-f]{15}))?$";
 
+/// A job id: a ULID (empty for the first page).
+const JOB_ID: &str = "^([0-9A-HJKMNP-TV-Z]{26})?$";
+
 /// An email as [`store::rules::Email`] takes it: ASCII without spaces, 1 to 64 characters before
 /// the `@`, a domain holding a dot that neither starts nor ends with one.
 const EMAIL: &str = r"^[\x21-\x3F\x41-\x7E]{1,64}@(?=[^@]*\.)[\x21-\x2D\x2F-\x3F\x41-\x7E]([\x21-\x3F\x41-\x7E]*[\x21-\x2D\x2F-\x3F\x41-\x7E])?$";
@@ -153,6 +157,12 @@ fn shaped() -> Vec<(&'static str, String)> {
         ("CancelPartyRequest.reason", non_blank("")),
         ("Idempotency-Key", r"^[\x21-\x7E]{1,255}$".to_owned()),
         ("/nearby cursor", NEARBY_CURSOR.to_owned()),
+        ("/admin/jobs cursor", JOB_ID.to_owned()),
+        (
+            "/admin/jobs state",
+            "^(|pending|scheduled|running|done|failed|dead)$".to_owned(),
+        ),
+        ("/admin/jobs/{id}/retry id", JOB_ID.to_owned()),
         ("cursor", ID_CURSOR.to_owned()),
         (
             "/parties status",

@@ -36,6 +36,73 @@ pub const POLL: Duration = Duration::from_millis(200);
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 pub const MISSED_HEARTBEATS: usize = 3;
 
+/// A job's state as operators see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// Due, waiting for a worker.
+    Pending,
+    /// Waiting for its time.
+    Scheduled,
+    Running,
+    Done,
+    /// Failed; will be tried again.
+    Failed,
+    /// Used its attempts (or was aborted): kept, retryable by an operator.
+    Dead,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 6] = [
+        JobState::Pending,
+        JobState::Scheduled,
+        JobState::Running,
+        JobState::Done,
+        JobState::Failed,
+        JobState::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Scheduled => "scheduled",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// The SQL of a job's [`JobState`] (`$NOW` is the time in unix seconds).
+fn state_sql(run_at: &str) -> String {
+    format!(
+        "CASE WHEN status = 'Pending' AND {run_at} > $NOW THEN 'scheduled' \
+         WHEN status IN ('Pending', 'Queued') THEN 'pending' \
+         WHEN status = 'Running' THEN 'running' WHEN status = 'Done' THEN 'done' \
+         WHEN status = 'Killed' OR attempts >= max_attempts THEN 'dead' ELSE 'failed' END"
+    )
+}
+
+/// A job as the operators' listing shows it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: String,
+    pub kind: String,
+    pub idempotency_key: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    /// When it is (or was) due, unix seconds.
+    pub run_at: i64,
+    pub done_at: Option<i64>,
+    /// The last outcome as apalis records it (`{"Err": "…"}` after a failure).
+    pub last_result: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JobsError {
     #[error("jobs database error")]
@@ -137,31 +204,161 @@ impl JobStore {
         }
     }
 
-    /// Jobs of this queue per state, for `/metrics` and the admin listing: pending (due or
-    /// scheduled), running, done, failed (will retry), dead (attempts used up, or aborted).
-    pub async fn counts(&self) -> Result<Vec<(String, i64)>, JobsError> {
-        let sql_state = "CASE WHEN status IN ('Pending', 'Queued') THEN 'pending' \
-             WHEN status = 'Running' THEN 'running' WHEN status = 'Done' THEN 'done' \
-             WHEN status = 'Killed' OR attempts >= max_attempts THEN 'dead' ELSE 'failed' END";
-        let rows: Vec<(String, i64)> = match self {
+    /// Jobs of this queue per (kind, state), for `/metrics`, and the age in seconds of the oldest
+    /// job that is due and waiting (0 when none).
+    pub async fn counts(
+        &self,
+        now_secs: i64,
+    ) -> Result<(Vec<(String, String, i64)>, i64), JobsError> {
+        let (kind, run_at) = self.dialect_exprs();
+        let state = state_sql(run_at);
+        let table = self.table();
+        let counts_sql = format!(
+            "SELECT {kind} AS kind, {state} AS state, COUNT(*) FROM {table} \
+             WHERE job_type = $1 GROUP BY 1, 2"
+        );
+        let oldest_sql = format!(
+            "SELECT MIN({run_at}) FROM {table} WHERE job_type = $1 \
+             AND status = 'Pending' AND {run_at} <= $2"
+        );
+        let (rows, oldest): (Vec<(String, String, i64)>, Option<i64>) = match self {
+            JobStore::Sqlite { pool, queue } => (
+                sqlx::query_as(sqlx::AssertSqlSafe(counts_sql.replace("$NOW", "$2")))
+                    .bind(queue)
+                    .bind(now_secs)
+                    .fetch_all(pool)
+                    .await?,
+                sqlx::query_scalar(sqlx::AssertSqlSafe(oldest_sql))
+                    .bind(queue)
+                    .bind(now_secs)
+                    .fetch_one(pool)
+                    .await?,
+            ),
+            JobStore::Postgres { pool, queue } => (
+                sqlx::query_as(sqlx::AssertSqlSafe(counts_sql.replace("$NOW", "$2")))
+                    .bind(queue)
+                    .bind(now_secs)
+                    .fetch_all(pool)
+                    .await?,
+                sqlx::query_scalar(sqlx::AssertSqlSafe(oldest_sql))
+                    .bind(queue)
+                    .bind(now_secs)
+                    .fetch_one(pool)
+                    .await?,
+            ),
+        };
+        Ok((rows, oldest.map_or(0, |t| (now_secs - t).max(0))))
+    }
+
+    /// A page of this queue's jobs, newest first, in `state` and of `kind` when given, before the
+    /// job id `before` (ids are ULIDs: they sort by creation).
+    pub async fn list(
+        &self,
+        state: Option<JobState>,
+        kind: Option<&str>,
+        before: Option<&str>,
+        limit: i64,
+        now_secs: i64,
+    ) -> Result<Vec<JobRow>, JobsError> {
+        let (kind_expr, run_at) = self.dialect_exprs();
+        let state_expr = state_sql(run_at);
+        let (done_at, last) = match self {
+            JobStore::Sqlite { .. } => ("done_at", "last_result"),
+            JobStore::Postgres { .. } => (
+                "CAST(EXTRACT(EPOCH FROM done_at) AS BIGINT)",
+                "CAST(last_result AS TEXT)",
+            ),
+        };
+        let table = self.table();
+        let sql = format!(
+            "SELECT id, {kind_expr} AS kind, idempotency_key, {state_expr} AS state, \
+             CAST(attempts AS BIGINT) AS attempts, CAST(max_attempts AS BIGINT) AS max_attempts, \
+             {run_at} AS run_at, \
+             {done_at} AS done_at, {last} AS last_result FROM {table} \
+             WHERE job_type = $1 AND ($3 = '' OR {state_expr} = $3) \
+             AND ($4 = '' OR {kind_expr} = $4) AND ($5 = '' OR id < $5) \
+             ORDER BY id DESC LIMIT $6"
+        )
+        .replace("$NOW", "$2");
+        let state = state.map(JobState::as_str).unwrap_or_default();
+        let rows: Vec<JobRow> = match self {
             JobStore::Sqlite { pool, queue } => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {sql_state} AS state, COUNT(*) FROM Jobs WHERE job_type = $1 GROUP BY state"
-                )))
-                .bind(queue)
-                .fetch_all(pool)
-                .await?
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(queue)
+                    .bind(now_secs)
+                    .bind(state)
+                    .bind(kind.unwrap_or_default())
+                    .bind(before.unwrap_or_default())
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
             }
             JobStore::Postgres { pool, queue } => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {sql_state} AS state, COUNT(*) FROM apalis.jobs WHERE job_type = $1 GROUP BY state"
-                )))
-                .bind(queue)
-                .fetch_all(pool)
-                .await?
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(queue)
+                    .bind(now_secs)
+                    .bind(state)
+                    .bind(kind.unwrap_or_default())
+                    .bind(before.unwrap_or_default())
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
             }
         };
         Ok(rows)
+    }
+
+    /// Puts a failed or dead job back in the queue with its attempts reset (apalis 1.0 has no call
+    /// for it). `false` when no such job is failed or dead.
+    pub async fn retry(&self, id: &str) -> Result<bool, JobsError> {
+        let done = match self {
+            JobStore::Sqlite { pool, queue } => {
+                sqlx::query(
+                    "UPDATE Jobs SET status = 'Pending', attempts = 0, run_at = strftime('%s', 'now'), \
+                     done_at = NULL, lock_by = NULL, lock_at = NULL \
+                     WHERE job_type = $1 AND id = $2 AND status IN ('Failed', 'Killed')",
+                )
+                .bind(queue)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+            }
+            JobStore::Postgres { pool, queue } => {
+                sqlx::query(
+                    "UPDATE apalis.jobs SET status = 'Pending', attempts = 0, run_at = now(), \
+                     done_at = NULL, lock_by = NULL, lock_at = NULL \
+                     WHERE job_type = $1 AND id = $2 AND status IN ('Failed', 'Killed')",
+                )
+                .bind(queue)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+            }
+        };
+        Ok(done > 0)
+    }
+
+    fn table(&self) -> &'static str {
+        match self {
+            JobStore::Sqlite { .. } => "Jobs",
+            JobStore::Postgres { .. } => "apalis.jobs",
+        }
+    }
+
+    /// The job's kind (from its JSON) and its due time in unix seconds, per dialect.
+    fn dialect_exprs(&self) -> (&'static str, &'static str) {
+        match self {
+            JobStore::Sqlite { .. } => (
+                "COALESCE(json_extract(CAST(job AS TEXT), '$.kind'), '')",
+                "run_at",
+            ),
+            JobStore::Postgres { .. } => (
+                "COALESCE(CAST(convert_from(job, 'UTF8') AS jsonb) ->> 'kind', '')",
+                "CAST(EXTRACT(EPOCH FROM run_at) AS BIGINT)",
+            ),
+        }
     }
 
     /// The stored jobs of this queue whose key starts with `prefix`, as (key, status): for tests

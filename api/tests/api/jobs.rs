@@ -21,6 +21,17 @@ on_both_backends!(with crate::common::jobs_settings() =>
     readyz_reports_the_worker,
 );
 
+on_both_backends!(with super::operator_settings() =>
+    operators_list_jobs_and_retry_a_dead_one,
+);
+
+/// Jobs, with `ops@test.gonggu.kr` an operator.
+fn operator_settings() -> api::state::Settings {
+    let mut settings = crate::common::jobs_settings();
+    settings.operator_emails = vec!["ops@test.gonggu.kr".into()];
+    settings
+}
+
 on_both_backends!(with super::nightly_settings() =>
     the_nightly_import_of_a_tick_runs_once_across_instances,
 );
@@ -316,4 +327,105 @@ async fn the_nightly_import_of_a_tick_runs_once_across_instances(app: TestApp) {
     .await;
     assert_eq!(runs(&app).await.len(), 1, "one import for one tick");
     other.shutdown().await;
+}
+
+async fn operators_list_jobs_and_retry_a_dead_one(app: TestApp) {
+    let now = app.state.now();
+    let ops = store::users::insert_user(app.db(), "ops@test.gonggu.kr", "x", "운영자", now)
+        .await
+        .unwrap();
+    let ops = TestUser {
+        id: ops.id,
+        token: app.state.keys.issue(ops.id, now).unwrap(),
+    };
+    let leader = app.user("leader").await;
+    let member = app.user("member").await;
+    let party = app.party(&leader, 4).await;
+    let id = party["id"].as_i64().unwrap();
+    join(&app, &member, id).await;
+    app.state
+        .clock
+        .advance_ms(time_of(&party, "deadline_at") - app.state.now() + 1);
+    status_becomes(&app, id, "closed").await;
+    let res = app.get(Some(&leader), "/api/v1/admin/jobs").await;
+    crate::common::assert_problem(res, 403, "forbidden").await;
+    let done: Value = eventually("the close job listed as done", || async {
+        let page: Value = app
+            .get(Some(&ops), "/api/v1/admin/jobs?state=done&kind=close")
+            .await
+            .json()
+            .await
+            .unwrap();
+        (page["items"].as_array().unwrap().len() == 1).then_some(page)
+    })
+    .await;
+    let job = &done["items"][0];
+    assert_eq!(
+        job["key"],
+        format!("close:{id}:{}", time_of(&party, "deadline_at"))
+    );
+    assert_eq!(job["attempts"], 1);
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    // A done job is not retried.
+    let res = app
+        .post(
+            &ops,
+            &format!("/api/v1/admin/jobs/{job_id}/retry"),
+            &json!(null),
+        )
+        .await;
+    crate::common::assert_problem(res, 404, "not_found").await;
+    // Made dead (its attempts used up, as after five failures), it is listed so and runs again
+    // once retried: the party is closed already, so the re-run changes nothing.
+    let table = match app.backend {
+        crate::common::Backend::Embedded => "Jobs",
+        crate::common::Backend::Scaled => "apalis.jobs",
+    };
+    let store = &app.state.jobs.get().unwrap().store;
+    match store {
+        jobs::JobStore::Sqlite { pool, .. } => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {table} SET status = 'Failed', attempts = max_attempts WHERE id = $1"
+            )))
+            .bind(&job_id)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        jobs::JobStore::Postgres { pool, .. } => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {table} SET status = 'Failed', attempts = max_attempts WHERE id = $1"
+            )))
+            .bind(&job_id)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+    let dead: Value = app
+        .get(Some(&ops), "/api/v1/admin/jobs?state=dead")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dead["items"][0]["id"], job_id.as_str(), "{dead}");
+    let res = app
+        .post(
+            &ops,
+            &format!("/api/v1/admin/jobs/{job_id}/retry"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    eventually("the retried job done again", || async {
+        let page: Value = app
+            .get(Some(&ops), "/api/v1/admin/jobs?kind=close")
+            .await
+            .json()
+            .await
+            .unwrap();
+        (page["items"][0]["state"] == "done").then_some(())
+    })
+    .await;
+    assert_eq!(party_json(&app, id).await["status"], "closed");
 }
