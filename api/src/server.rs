@@ -47,7 +47,6 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
     let mut first = Some(subscriptions);
     let nearby_state = state.clone();
     let relay_state = state.clone();
-    let maintenance_state = state.clone();
     let admitter_state = state.clone();
     let mut tasks = vec![
         supervise(
@@ -97,12 +96,6 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
                     stop,
                 )
             },
-        ),
-        supervise(
-            "maintenance",
-            stop.clone(),
-            state.metrics.clone(),
-            move |stop| maintenance(maintenance_state.clone(), stop),
         ),
         supervise(
             "waiting-room admitter",
@@ -223,25 +216,6 @@ impl Server {
         }
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
-    }
-}
-
-/// Hourly housekeeping: forget expired idempotency keys.
-async fn maintenance(state: AppState, mut stop: watch::Receiver<bool>) {
-    loop {
-        match store::idempotency::prune(&state.db, state.now()).await {
-            Ok(n) if n > 0 => tracing::info!(pruned = n, "expired idempotency keys removed"),
-            Ok(_) => {}
-            Err(err) => tracing::warn!(error = %err, "idempotency prune failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    return;
-                }
-            }
         }
     }
 }

@@ -355,6 +355,7 @@ impl AppState {
                 penalties: self.settings.lifecycle.penalties,
             },
             nightly: self.settings.jobs.nightly.clone(),
+            jobs: self.jobs.get().map(|j| j.store.clone()),
         })
     }
 

@@ -19,7 +19,12 @@ pub struct Context {
     pub settings: Settings,
     /// The nightly import, when any source is configured.
     pub nightly: Option<crate::nightly::Nightly>,
+    /// The job tables, whose old finished jobs housekeeping prunes.
+    pub jobs: Option<crate::store::JobStore>,
 }
+
+/// Finished jobs are kept this long for operators to read.
+const KEEP_FINISHED_JOBS_SECS: i64 = 7 * 24 * 3600;
 
 /// Why a job failed: the store, or an import that did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +77,34 @@ pub async fn run(job: &Job, ctx: &Context) -> Result<(), JobError> {
             }
         }
         Job::Ingest { ref what, tick_at } => import(ctx, what, tick_at).await?,
+        Job::Housekeeping { .. } => housekeeping(ctx, now).await?,
     }
+    Ok(())
+}
+
+/// Prunes what has expired. Each step is idempotent, so a retried job only prunes what is left.
+async fn housekeeping(ctx: &Context, now: i64) -> Result<(), JobError> {
+    let keys = store::idempotency::prune(&ctx.db, now).await?;
+    let events = store::outbox::prune(&ctx.db, now, store::outbox::KEEP_MS).await?;
+    let tokens = store::tokens::prune_expired(&ctx.db, now).await?;
+    let jobs = match &ctx.jobs {
+        Some(jobs) => jobs
+            .prune_finished(now / 1000 - KEEP_FINISHED_JOBS_SECS)
+            .await
+            .map_err(|e| JobError::Import {
+                kind: "housekeeping",
+                outcome: "failed",
+                detail: e.to_string(),
+            })?,
+        None => 0,
+    };
+    tracing::info!(
+        idempotency_keys = keys,
+        outbox_events = events,
+        refresh_tokens = tokens,
+        jobs,
+        "housekeeping done"
+    );
     Ok(())
 }
 

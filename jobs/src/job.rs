@@ -14,6 +14,9 @@ pub enum Job {
     Complete { party_id: i64, meet_at: i64 },
     /// Run the nightly import of `what` (`items` or `markets`) for the schedule's tick `tick_at`.
     Ingest { what: String, tick_at: i64 },
+    /// Prune what has expired (idempotency keys, sent events, refresh tokens, old finished jobs),
+    /// once per hour (`hour` counts hours since the epoch).
+    Housekeeping { hour: i64 },
     /// Bring a member's penalty in line with their attendance mark (outbox event `event_id`).
     SettlePenalty {
         party_id: i64,
@@ -32,6 +35,7 @@ impl Job {
             Job::Complete { party_id, meet_at } => format!("complete:{party_id}:{meet_at}"),
             Job::SettlePenalty { event_id, .. } => format!("settle-penalty:{event_id}"),
             Job::Ingest { what, tick_at } => format!("ingest:{what}:{tick_at}"),
+            Job::Housekeeping { hour } => format!("housekeeping:{hour}"),
         }
     }
 
@@ -42,6 +46,7 @@ impl Job {
             Job::Complete { .. } => "complete",
             Job::SettlePenalty { .. } => "settle_penalty",
             Job::Ingest { .. } => "ingest",
+            Job::Housekeeping { .. } => "housekeeping",
         }
     }
 }

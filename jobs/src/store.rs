@@ -27,6 +27,9 @@ pub enum Location {
     Postgres(String),
 }
 
+/// How much longer than other finished jobs a nightly import's job is kept (36 days in all).
+const NIGHTLY_KEEP_SECS: i64 = 29 * 24 * 3600;
+
 /// Attempts of a job before it is kept as dead (`Failed`, visible and retryable).
 pub const MAX_ATTEMPTS: usize = 5;
 
@@ -338,6 +341,42 @@ impl JobStore {
             }
         };
         Ok(done > 0)
+    }
+
+    /// Deletes jobs that finished (done, or dead) before `before_secs`. A nightly import's job is
+    /// kept 36 days: the sweeper pushes the latest tick of the last 35 days again after a restart,
+    /// and its key must still be there to say that tick ran. Returns how many.
+    pub async fn prune_finished(&self, before_secs: i64) -> Result<u64, JobsError> {
+        let done = match self {
+            JobStore::Sqlite { pool, queue } => {
+                sqlx::query(
+                    "DELETE FROM Jobs WHERE job_type = $1 AND done_at IS NOT NULL AND done_at < $2 \
+                     AND (status = 'Done' OR status = 'Killed' OR attempts >= max_attempts) \
+                     AND (COALESCE(idempotency_key, '') NOT LIKE 'ingest:%' OR done_at < $3)",
+                )
+                .bind(queue)
+                .bind(before_secs)
+                .bind(before_secs - NIGHTLY_KEEP_SECS)
+                .execute(pool)
+                .await?
+                .rows_affected()
+            }
+            JobStore::Postgres { pool, queue } => {
+                sqlx::query(
+                    "DELETE FROM apalis.jobs WHERE job_type = $1 AND done_at IS NOT NULL \
+                     AND done_at < to_timestamp($2) \
+                     AND (status = 'Done' OR status = 'Killed' OR attempts >= max_attempts) \
+                     AND (COALESCE(idempotency_key, '') NOT LIKE 'ingest:%' OR done_at < to_timestamp($3))",
+                )
+                .bind(queue)
+                .bind(before_secs as f64)
+                .bind((before_secs - NIGHTLY_KEEP_SECS) as f64)
+                .execute(pool)
+                .await?
+                .rows_affected()
+            }
+        };
+        Ok(done)
     }
 
     fn table(&self) -> &'static str {

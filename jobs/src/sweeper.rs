@@ -89,6 +89,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut pushed_tick = None;
+    let mut pushed_hour = None;
     loop {
         let now = ctx.clock.now_ms();
         match lease.acquire(LEASE, &instance, now, LEASE_TTL_MS).await {
@@ -99,9 +100,21 @@ pub async fn run(
                 if let Err(err) = sweep_nightly(&store, &ctx, &mut pushed_tick).await {
                     tracing::warn!(error = %err, "nightly import not scheduled; retrying");
                 }
+                let hour = now / 3_600_000;
+                if pushed_hour != Some(hour) {
+                    match store.push(&Job::Housekeeping { hour }).await {
+                        Ok(()) => pushed_hour = Some(hour),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "housekeeping not scheduled; retrying")
+                        }
+                    }
+                }
             }
             // Another instance sweeps; if it stops, this one pushes the tick again (a no-op).
-            Ok(false) => pushed_tick = None,
+            Ok(false) => {
+                pushed_tick = None;
+                pushed_hour = None;
+            }
             Err(err) => tracing::warn!(error = %err, "job sweeper lease unavailable"),
         }
         tokio::select! {

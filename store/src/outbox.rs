@@ -93,6 +93,9 @@ pub async fn relay_once(db: &Db, bus: &dyn Bus, now: i64, batch: i64) -> Result<
     Ok(rows.len())
 }
 
+/// How long a sent event is kept (the housekeeping job prunes it after).
+pub const KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
+
 /// How long an event is kept for a consumer that never catches up (one removed from the code, or
 /// stuck): past this it is deleted anyway, and the prune says so in the log.
 pub const MAX_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -135,8 +138,6 @@ pub async fn run_relay(
     mut shutdown: watch::Receiver<bool>,
 ) {
     const BATCH: i64 = 256;
-    const KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
-    let mut last_prune = 0;
     loop {
         loop {
             match relay_once(&db, bus.as_ref(), clock.now_ms(), BATCH).await {
@@ -146,13 +147,6 @@ pub async fn run_relay(
                     tracing::warn!(error = %crate::error::chain(&err), "outbox relay failed; retrying");
                     break;
                 }
-            }
-        }
-        let now = clock.now_ms();
-        if now - last_prune > 3_600_000 {
-            last_prune = now;
-            if let Err(err) = prune(&db, now, KEEP_MS).await {
-                tracing::warn!(error = %crate::error::chain(&err), "outbox prune failed");
             }
         }
         tokio::select! {

@@ -161,3 +161,15 @@ pub async fn revoke_all(db: &Db, user_id: i64, now: i64) -> Result<()> {
     .await?;
     tx.commit().await
 }
+
+/// Deletes refresh tokens past their expiry (a used one is kept until then, for reuse detection).
+pub async fn prune_expired(db: &Db, now: i64) -> Result<u64> {
+    let mut tx = db.begin().await?;
+    let done = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+        .bind(now)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(done)
+}

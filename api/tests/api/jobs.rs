@@ -19,6 +19,7 @@ on_both_backends!(with crate::common::jobs_settings() =>
     fifty_concurrent_no_show_marks_become_one_penalty,
     a_meet_moved_twice_leaves_one_completion_job_that_acts,
     readyz_reports_the_worker,
+    housekeeping_prunes_what_expired_every_hour,
 );
 
 on_both_backends!(with super::operator_settings() =>
@@ -428,4 +429,47 @@ async fn operators_list_jobs_and_retry_a_dead_one(app: TestApp) {
     })
     .await;
     assert_eq!(party_json(&app, id).await["status"], "closed");
+}
+
+async fn count(app: &TestApp, table: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        .fetch_one(app.db().pool())
+        .await
+        .unwrap();
+    n
+}
+
+async fn housekeeping_prunes_what_expired_every_hour(app: TestApp) {
+    let leader = app.user("leader").await;
+    let member = app.user("member").await;
+    let party = app.party(&leader, 4).await;
+    let id = party["id"].as_i64().unwrap();
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/parties/{id}/bookings")))
+        .bearer_auth(&member.token)
+        .header("Idempotency-Key", "join-once")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(count(&app, "idempotency_keys").await, 1);
+    app.state
+        .clock
+        .advance_ms(time_of(&party, "deadline_at") - app.state.now() + 1);
+    status_becomes(&app, id, "closed").await;
+    eventually("the close job done", || async {
+        let keys = job_keys(&app, &format!("close:{id}:")).await;
+        (keys.len() == 1 && keys[0].1 == "Done").then_some(())
+    })
+    .await;
+    // Eight days on: the key (24 h) and the finished job (7 days) have expired; the next hour's
+    // housekeeping job removes them.
+    app.state.clock.advance_ms(8 * 24 * HOUR);
+    eventually("expired rows pruned", || async {
+        let keys = count(&app, "idempotency_keys").await;
+        let jobs = job_keys(&app, &format!("close:{id}:")).await;
+        (keys == 0 && jobs.is_empty()).then_some(())
+    })
+    .await;
 }
