@@ -21,11 +21,40 @@ pub const LEASE: &str = "jobs-sweeper";
 /// How often the sweeper looks (the lag between a due time and its job).
 pub const SWEEP: Duration = Duration::from_secs(1);
 const LEASE_TTL_MS: i64 = 10_000;
-/// Parties handled per scan and kind; a backlog is worked off over the next scans.
-const BATCH: i64 = 1_000;
+/// Parties read per scan and kind: a burst of deadlines in one minute is pushed in one scan.
+const BATCH: i64 = 10_000;
+/// A job pushed this recently is not pushed again (its party stays due until a worker runs it);
+/// after this it is, in case it was lost, and its key makes that harmless.
+const REPUSH_AFTER: Duration = Duration::from_secs(60);
+
+/// Keys this sweeper pushed lately, so a backlog does not push every due job every second.
+#[derive(Default)]
+pub struct Recent(std::collections::HashMap<String, std::time::Instant>);
+
+impl Recent {
+    /// Whether `key` should be pushed now (and notes that it is).
+    fn take(&mut self, key: &str) -> bool {
+        let now = std::time::Instant::now();
+        if self.0.len() > 4 * BATCH as usize {
+            self.0
+                .retain(|_, at| now.duration_since(*at) < REPUSH_AFTER);
+        }
+        match self.0.get(key) {
+            Some(at) if now.duration_since(*at) < REPUSH_AFTER => false,
+            _ => {
+                self.0.insert(key.to_owned(), now);
+                true
+            }
+        }
+    }
+}
 
 /// One scan: pushes the jobs of every due party. Returns how many it pushed (or found pushed).
-pub async fn sweep_once(store: &JobStore, ctx: &Context) -> Result<usize, String> {
+pub async fn sweep_once(
+    store: &JobStore,
+    ctx: &Context,
+    recent: &mut Recent,
+) -> Result<usize, String> {
     let now = ctx.clock.now_ms();
     let after = ctx.settings.complete_after_meet_ms;
     let closing = transitions::due_to_close(&ctx.db, now, BATCH)
@@ -46,6 +75,9 @@ pub async fn sweep_once(store: &JobStore, ctx: &Context) -> Result<usize, String
         }));
     let mut pushed = 0;
     for job in jobs {
+        if !recent.take(&job.key()) {
+            continue;
+        }
         store.push(&job).await.map_err(|e| e.to_string())?;
         pushed += 1;
     }
@@ -90,11 +122,12 @@ pub async fn run(
 ) {
     let mut pushed_tick = None;
     let mut pushed_hour = None;
+    let mut recent = Recent::default();
     loop {
         let now = ctx.clock.now_ms();
         match lease.acquire(LEASE, &instance, now, LEASE_TTL_MS).await {
             Ok(true) => {
-                if let Err(err) = sweep_once(&store, &ctx).await {
+                if let Err(err) = sweep_once(&store, &ctx, &mut recent).await {
                     tracing::warn!(error = %err, "job sweep failed; retrying");
                 }
                 if let Err(err) = sweep_nightly(&store, &ctx, &mut pushed_tick).await {
@@ -114,6 +147,7 @@ pub async fn run(
             Ok(false) => {
                 pushed_tick = None;
                 pushed_hour = None;
+                recent = Recent::default();
             }
             Err(err) => tracing::warn!(error = %err, "job sweeper lease unavailable"),
         }
