@@ -108,6 +108,32 @@ fn time_of(party: &Value, field: &str) -> i64 {
         .0
 }
 
+/// A party with a leader and one member, closed by the jobs once its deadline passed.
+struct Closed {
+    leader: TestUser,
+    member: TestUser,
+    party: Value,
+    id: i64,
+}
+
+async fn closed_party(app: &TestApp) -> Closed {
+    let leader = app.user("leader").await;
+    let member = app.user("member").await;
+    let party = app.party(&leader, 4).await;
+    let id = party["id"].as_i64().unwrap();
+    join(app, &member, id).await;
+    app.state
+        .clock
+        .advance_ms(time_of(&party, "deadline_at") - app.state.now() + 1);
+    status_becomes(app, id, "closed").await;
+    Closed {
+        leader,
+        member,
+        party,
+        id,
+    }
+}
+
 async fn job_keys(app: &TestApp, prefix: &str) -> Vec<(String, String)> {
     app.state
         .jobs
@@ -120,15 +146,7 @@ async fn job_keys(app: &TestApp, prefix: &str) -> Vec<(String, String)> {
 }
 
 async fn a_party_closes_at_its_deadline_by_itself(app: TestApp) {
-    let leader = app.user("leader").await;
-    let member = app.user("member").await;
-    let party = app.party(&leader, 4).await;
-    let id = party["id"].as_i64().unwrap();
-    join(&app, &member, id).await;
-    app.state
-        .clock
-        .advance_ms(time_of(&party, "deadline_at") - app.state.now() + 1);
-    status_becomes(&app, id, "closed").await;
+    let Closed { party, id, .. } = closed_party(&app).await;
     let keys = job_keys(&app, &format!("close:{id}:")).await;
     assert_eq!(keys.len(), 1, "one close job: {keys:?}");
     eventually("the close job is done", || async {
@@ -169,15 +187,7 @@ async fn too_few_members_cancel_by_themselves(app: TestApp) {
 }
 
 async fn a_closed_party_completes_after_its_meet_by_itself(app: TestApp) {
-    let leader = app.user("leader").await;
-    let member = app.user("member").await;
-    let party = app.party(&leader, 4).await;
-    let id = party["id"].as_i64().unwrap();
-    join(&app, &member, id).await;
-    app.state
-        .clock
-        .advance_ms(time_of(&party, "deadline_at") - app.state.now() + 1);
-    status_becomes(&app, id, "closed").await;
+    let Closed { party, id, .. } = closed_party(&app).await;
     // Before the completion delay (3 h after the meet) nothing happens...
     app.state
         .clock
@@ -190,15 +200,12 @@ async fn a_closed_party_completes_after_its_meet_by_itself(app: TestApp) {
 }
 
 async fn fifty_concurrent_no_show_marks_become_one_penalty(app: TestApp) {
-    let leader = app.user("leader").await;
-    let member = app.user("member").await;
-    let party = app.party(&leader, 4).await;
-    let id = party["id"].as_i64().unwrap();
-    join(&app, &member, id).await;
-    app.state
-        .clock
-        .advance_ms(time_of(&party, "deadline_at") - app.state.now() + 1);
-    status_becomes(&app, id, "closed").await;
+    let Closed {
+        leader,
+        member,
+        party,
+        id,
+    } = closed_party(&app).await;
     app.state
         .clock
         .advance_ms(time_of(&party, "meet_at") - app.state.now() + 60_000);
@@ -244,15 +251,9 @@ async fn fifty_concurrent_no_show_marks_become_one_penalty(app: TestApp) {
 }
 
 async fn a_meet_moved_twice_leaves_one_completion_job_that_acts(app: TestApp) {
-    let leader = app.user("leader").await;
-    let member = app.user("member").await;
-    let party = app.party(&leader, 4).await;
-    let id = party["id"].as_i64().unwrap();
-    join(&app, &member, id).await;
-    app.state
-        .clock
-        .advance_ms(time_of(&party, "deadline_at") - app.state.now() + 1);
-    status_becomes(&app, id, "closed").await;
+    let Closed {
+        leader, party, id, ..
+    } = closed_party(&app).await;
     let mut meet = time_of(&party, "meet_at");
     for _ in 0..2 {
         meet += 2 * HOUR;
@@ -339,15 +340,9 @@ async fn operators_list_jobs_and_retry_a_dead_one(app: TestApp) {
         id: ops.id,
         token: app.state.keys.issue(ops.id, now).unwrap(),
     };
-    let leader = app.user("leader").await;
-    let member = app.user("member").await;
-    let party = app.party(&leader, 4).await;
-    let id = party["id"].as_i64().unwrap();
-    join(&app, &member, id).await;
-    app.state
-        .clock
-        .advance_ms(time_of(&party, "deadline_at") - app.state.now() + 1);
-    status_becomes(&app, id, "closed").await;
+    let Closed {
+        leader, party, id, ..
+    } = closed_party(&app).await;
     let res = app.get(Some(&leader), "/api/v1/admin/jobs").await;
     crate::common::assert_problem(res, 403, "forbidden").await;
     let done: Value = eventually("the close job listed as done", || async {
