@@ -29,10 +29,8 @@ pub const DEFAULT_MAX_RETRIES: u32 = 5;
 pub const DEFAULT_RETRY_BASE_MS: u64 = 500;
 /// Whole-request timeout, in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
-/// The share of a run's rows (rejected / fetched) that may be rejected before the run is
-/// `partial`. A public list has a few broken rows on a good night; many more mean the layout or
-/// the values changed (a renamed column, new kind labels) and someone should look.
-pub const DEFAULT_MAX_REJECTED_SHARE: f64 = 0.01;
+/// The rejected share's default lives with the run that applies it (run imports no config).
+pub use crate::run::DEFAULT_MAX_REJECTED_SHARE;
 
 /// Where the rows come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! A raw row as the public APIs and CSV files deliver it: field names to text values.
 //!
-//! Every source ends up here first, so the mapping to records ([`crate::record`]) is written once
+//! Every source ends up here first, so the mapping to records (`record`) is written once
 //! for the paged API, the consumer-price API and CSV files alike.
 
 use std::borrow::Cow;

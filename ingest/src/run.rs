@@ -27,7 +27,6 @@ use store::live::Cache;
 use store::{Clock, Db, Dialect};
 use tokio::task::JoinSet;
 
-use crate::config::DEFAULT_MAX_REJECTED_SHARE;
 use crate::feed::{self, error_chain, Batch, Event, FeedRecord, SourceSpec};
 use crate::record::Rejection;
 use crate::Dedup;
@@ -88,6 +87,11 @@ pub fn default_write_concurrency(dialect: Dialect) -> usize {
 
 /// Rejections kept in the report (all are counted).
 const REJECTION_SAMPLE: usize = 20;
+
+/// The share of a run's rows (rejected / fetched) that may be rejected before the run is
+/// `partial`. A public list has a few broken rows on a good night; many more mean the layout or
+/// the values changed (a renamed column, new kind labels) and someone should look.
+pub const DEFAULT_MAX_REJECTED_SHARE: f64 = 0.01;
 
 /// Settings of one run.
 #[derive(Debug, Clone)]

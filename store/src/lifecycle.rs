@@ -117,7 +117,7 @@ impl PartyStatus {
     }
 
     /// Listed as upcoming: recruiting or full. This is what the nearby index holds, what
-    /// [`crate::parties::list_open_parties`] returns, and the only states a waiting room serves.
+    /// `parties::list_open_parties` returns, and the only states a waiting room serves.
     pub const fn is_open(self) -> bool {
         matches!(self, PartyStatus::Recruiting | PartyStatus::Full)
     }
