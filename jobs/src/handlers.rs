@@ -26,11 +26,13 @@ pub struct Context {
 /// Finished jobs are kept this long for operators to read.
 const KEEP_FINISHED_JOBS_SECS: i64 = 7 * 24 * 3600;
 
-/// Why a job failed: the store, or an import that did not succeed.
+/// Why a job failed: the store, the job tables, or an import that did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error(transparent)]
     Store(#[from] store::Error),
+    #[error("pruning the finished jobs: {0}")]
+    Jobs(#[from] crate::store::JobsError),
     #[error("nightly {kind} import {outcome}: {detail}")]
     Import {
         kind: &'static str,
@@ -88,14 +90,10 @@ async fn housekeeping(ctx: &Context, now: i64) -> Result<(), JobError> {
     let events = store::outbox::prune(&ctx.db, now, store::outbox::KEEP_MS).await?;
     let tokens = store::tokens::prune_expired(&ctx.db, now).await?;
     let jobs = match &ctx.jobs {
-        Some(jobs) => jobs
-            .prune_finished(now / 1000 - KEEP_FINISHED_JOBS_SECS)
-            .await
-            .map_err(|e| JobError::Import {
-                kind: "housekeeping",
-                outcome: "failed",
-                detail: e.to_string(),
-            })?,
+        Some(jobs) => {
+            jobs.prune_finished(now / 1000 - KEEP_FINISHED_JOBS_SECS)
+                .await?
+        }
         None => 0,
     };
     tracing::info!(

@@ -114,6 +114,23 @@ pub enum JobsError {
     Storage(String),
 }
 
+/// Runs `$body` with the pool and queue of whichever backend `$store` is: the same query code,
+/// compiled once per driver.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident, $queue:ident => $body:expr) => {
+        match $store {
+            JobStore::Sqlite {
+                pool: $pool,
+                queue: $queue,
+            } => $body,
+            JobStore::Postgres {
+                pool: $pool,
+                queue: $queue,
+            } => $body,
+        }
+    };
+}
+
 /// The job tables, on one backend or the other.
 #[derive(Clone, Debug)]
 pub enum JobStore {
@@ -224,32 +241,19 @@ impl JobStore {
             "SELECT MIN({run_at}) FROM {table} WHERE job_type = $1 \
              AND status = 'Pending' AND {run_at} <= $2"
         );
-        let (rows, oldest): (Vec<(String, String, i64)>, Option<i64>) = match self {
-            JobStore::Sqlite { pool, queue } => (
-                sqlx::query_as(sqlx::AssertSqlSafe(counts_sql.replace("$NOW", "$2")))
-                    .bind(queue)
-                    .bind(now_secs)
-                    .fetch_all(pool)
-                    .await?,
-                sqlx::query_scalar(sqlx::AssertSqlSafe(oldest_sql))
-                    .bind(queue)
-                    .bind(now_secs)
-                    .fetch_one(pool)
-                    .await?,
-            ),
-            JobStore::Postgres { pool, queue } => (
-                sqlx::query_as(sqlx::AssertSqlSafe(counts_sql.replace("$NOW", "$2")))
-                    .bind(queue)
-                    .bind(now_secs)
-                    .fetch_all(pool)
-                    .await?,
-                sqlx::query_scalar(sqlx::AssertSqlSafe(oldest_sql))
-                    .bind(queue)
-                    .bind(now_secs)
-                    .fetch_one(pool)
-                    .await?,
-            ),
-        };
+        let counts_sql = counts_sql.replace("$NOW", "$2");
+        let (rows, oldest): (Vec<(String, String, i64)>, Option<i64>) = on_pool!(self, pool, queue => (
+            sqlx::query_as(sqlx::AssertSqlSafe(counts_sql))
+                .bind(queue)
+                .bind(now_secs)
+                .fetch_all(pool)
+                .await?,
+            sqlx::query_scalar(sqlx::AssertSqlSafe(oldest_sql))
+                .bind(queue)
+                .bind(now_secs)
+                .fetch_one(pool)
+                .await?,
+        ));
         Ok((rows, oldest.map_or(0, |t| (now_secs - t).max(0))))
     }
 
@@ -284,62 +288,41 @@ impl JobStore {
         )
         .replace("$NOW", "$2");
         let state = state.map(JobState::as_str).unwrap_or_default();
-        let rows: Vec<JobRow> = match self {
-            JobStore::Sqlite { pool, queue } => {
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(queue)
-                    .bind(now_secs)
-                    .bind(state)
-                    .bind(kind.unwrap_or_default())
-                    .bind(before.unwrap_or_default())
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-            }
-            JobStore::Postgres { pool, queue } => {
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(queue)
-                    .bind(now_secs)
-                    .bind(state)
-                    .bind(kind.unwrap_or_default())
-                    .bind(before.unwrap_or_default())
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let rows: Vec<JobRow> = on_pool!(self, pool, queue => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(queue)
+                .bind(now_secs)
+                .bind(state)
+                .bind(kind.unwrap_or_default())
+                .bind(before.unwrap_or_default())
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
         Ok(rows)
     }
 
     /// Puts a failed or dead job back in the queue with its attempts reset (apalis 1.0 has no call
     /// for it). `false` when no such job is failed or dead.
     pub async fn retry(&self, id: &str) -> Result<bool, JobsError> {
-        let done = match self {
-            JobStore::Sqlite { pool, queue } => {
-                sqlx::query(
-                    "UPDATE Jobs SET status = 'Pending', attempts = 0, run_at = strftime('%s', 'now'), \
-                     done_at = NULL, lock_by = NULL, lock_at = NULL \
-                     WHERE job_type = $1 AND id = $2 AND status IN ('Failed', 'Killed')",
-                )
-                .bind(queue)
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-            }
-            JobStore::Postgres { pool, queue } => {
-                sqlx::query(
-                    "UPDATE apalis.jobs SET status = 'Pending', attempts = 0, run_at = now(), \
-                     done_at = NULL, lock_by = NULL, lock_at = NULL \
-                     WHERE job_type = $1 AND id = $2 AND status IN ('Failed', 'Killed')",
-                )
-                .bind(queue)
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-            }
+        let now = match self {
+            JobStore::Sqlite { .. } => "strftime('%s', 'now')",
+            JobStore::Postgres { .. } => "now()",
         };
+        let sql = format!(
+            "UPDATE {} SET status = 'Pending', attempts = 0, run_at = {now}, done_at = NULL, \
+             lock_by = NULL, lock_at = NULL \
+             WHERE job_type = $1 AND id = $2 AND status IN ('Failed', 'Killed')",
+            self.table()
+        );
+        let done = on_pool!(self, pool, queue => {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(queue)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         Ok(done > 0)
     }
 
@@ -404,35 +387,22 @@ impl JobStore {
     /// and operators' questions such as "how many completion jobs does party 7 have".
     pub async fn keys(&self, prefix: &str) -> Result<Vec<(String, String)>, JobsError> {
         let like = format!("{prefix}%");
-        let rows = match self {
-            JobStore::Sqlite { pool, queue } => {
-                sqlx::query_as(
-                    "SELECT idempotency_key, status FROM Jobs WHERE job_type = $1 \
-                     AND idempotency_key LIKE $2 ORDER BY idempotency_key",
-                )
+        let sql = format!(
+            "SELECT idempotency_key, status FROM {} WHERE job_type = $1 \
+             AND idempotency_key LIKE $2 ORDER BY idempotency_key",
+            self.table()
+        );
+        let rows = on_pool!(self, pool, queue => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(queue)
                 .bind(like)
                 .fetch_all(pool)
                 .await?
-            }
-            JobStore::Postgres { pool, queue } => {
-                sqlx::query_as(
-                    "SELECT idempotency_key, status FROM apalis.jobs WHERE job_type = $1 \
-                     AND idempotency_key LIKE $2 ORDER BY idempotency_key",
-                )
-                .bind(queue)
-                .bind(like)
-                .fetch_all(pool)
-                .await?
-            }
-        };
+        });
         Ok(rows)
     }
 
     pub async fn close(&self) {
-        match self {
-            JobStore::Sqlite { pool, .. } => pool.close().await,
-            JobStore::Postgres { pool, .. } => pool.close().await,
-        }
+        on_pool!(self, pool, _queue => pool.close().await)
     }
 }

@@ -49,13 +49,8 @@ async fn met_party(app: &TestApp, leader: &TestUser, members: &[&TestUser]) -> i
 }
 
 async fn put_marks(app: &TestApp, user: &TestUser, id: i64, marks: Value) -> reqwest::Response {
-    app.client
-        .put(app.url(&format!("/api/v1/parties/{id}/attendance")))
-        .bearer_auth(&user.token)
-        .json(&json!({ "members": marks }))
-        .send()
-        .await
-        .unwrap()
+    let path = format!("/api/v1/parties/{id}/attendance");
+    app.put(user, &path, &json!({ "members": marks })).await
 }
 
 /// Runs the penalty job's work for every member of `id`, as the jobs consumer does per mark.

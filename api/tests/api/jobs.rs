@@ -209,16 +209,10 @@ async fn fifty_concurrent_no_show_marks_become_one_penalty(app: TestApp) {
     app.state
         .clock
         .advance_ms(time_of(&party, "meet_at") - app.state.now() + 60_000);
+    let path = format!("/api/v1/parties/{id}/attendance");
     let body = json!({ "members": [{ "user_id": member.id, "attended": false }] });
-    let marks = join_all((0..50).map(|_| {
-        app.client
-            .put(app.url(&format!("/api/v1/parties/{id}/attendance")))
-            .bearer_auth(&leader.token)
-            .json(&body)
-            .send()
-    }))
-    .await;
-    assert!(marks.into_iter().all(|r| r.unwrap().status() == 200));
+    let marks = join_all((0..50).map(|_| app.put(&leader, &path, &body))).await;
+    assert!(marks.into_iter().all(|r| r.status() == 200));
     let profile_url = format!("/api/v1/users/{}", member.id);
     eventually("the penalty applied", || async {
         let profile: Value = app.get(None, &profile_url).await.json().await.unwrap();
@@ -234,15 +228,7 @@ async fn fifty_concurrent_no_show_marks_become_one_penalty(app: TestApp) {
     assert_eq!(mine["items"].as_array().unwrap().len(), 1, "{mine}");
     // The leader corrects the mark: the job revokes the penalty.
     let body = json!({ "members": [{ "user_id": member.id, "attended": true }] });
-    let res = app
-        .client
-        .put(app.url(&format!("/api/v1/parties/{id}/attendance")))
-        .bearer_auth(&leader.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(app.put(&leader, &path, &body).await.status(), 200);
     eventually("the penalty revoked", || async {
         let profile: Value = app.get(None, &profile_url).await.json().await.unwrap();
         (profile["active_penalties"] == 0).then_some(())

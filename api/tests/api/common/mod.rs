@@ -387,6 +387,17 @@ impl TestApp {
             .expect("request")
     }
 
+    #[allow(dead_code)] // not every test module uses every helper
+    pub async fn put(&self, user: &TestUser, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url(path))
+            .bearer_auth(&user.token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn patch(&self, user: &TestUser, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .patch(self.url(path))
