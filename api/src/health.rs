@@ -92,7 +92,15 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
         },
         None => None,
     };
+    let tally = state
+        .jobs
+        .get()
+        .map(|jobs| jobs.store.tally().snapshot())
+        .unwrap_or_default();
     state.metrics.record(|| {
+        for (kind, outcome, n) in tally {
+            metrics::counter!(outcome.metric(), "kind" => kind).absolute(n);
+        }
         if let Some((counts, oldest_due_secs)) = jobs {
             for (kind, job_state, n) in counts {
                 metrics::gauge!("jobs", "kind" => kind, "state" => job_state).set(n as f64);

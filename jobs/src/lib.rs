@@ -17,6 +17,7 @@ pub mod job;
 pub mod nightly;
 pub mod store;
 pub mod sweeper;
+pub mod tally;
 pub mod worker;
 
 use std::sync::Arc;

@@ -7,16 +7,19 @@
 //! or parallel tests sharing one PostgreSQL never take each other's jobs.
 
 use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::job::Job;
+use crate::tally::{Outcome, Tally};
 
 /// Where the job tables are.
 #[derive(Clone, Debug)]
@@ -122,10 +125,12 @@ macro_rules! on_pool {
             JobStore::Sqlite {
                 pool: $pool,
                 queue: $queue,
+                ..
             } => $body,
             JobStore::Postgres {
                 pool: $pool,
                 queue: $queue,
+                ..
             } => $body,
         }
     };
@@ -134,8 +139,16 @@ macro_rules! on_pool {
 /// The job tables, on one backend or the other.
 #[derive(Clone, Debug)]
 pub enum JobStore {
-    Sqlite { pool: SqlitePool, queue: String },
-    Postgres { pool: PgPool, queue: String },
+    Sqlite {
+        pool: SqlitePool,
+        queue: String,
+        tally: Arc<Tally>,
+    },
+    Postgres {
+        pool: PgPool,
+        queue: String,
+        tally: Arc<Tally>,
+    },
 }
 
 impl JobStore {
@@ -156,20 +169,49 @@ impl JobStore {
                 SqliteStorage::setup(&pool)
                     .await
                     .map_err(|e| JobsError::Storage(e.to_string()))?;
-                Ok(JobStore::Sqlite { pool, queue })
+                Ok(JobStore::Sqlite {
+                    pool,
+                    queue,
+                    tally: Arc::default(),
+                })
             }
             Location::Postgres(url) => {
+                // Named by queue, so operators (and tests) can tell the job runtime's
+                // connections from the API's in `pg_stat_activity`.
+                let options = PgConnectOptions::from_str(url)?
+                    .application_name(&Self::application_name(&queue));
                 let pool = PgPoolOptions::new()
                     .max_connections(4)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect(url)
+                    .connect_with(options)
                     .await?;
                 PostgresStorage::setup(&pool)
                     .await
                     .map_err(|e| JobsError::Storage(e.to_string()))?;
-                Ok(JobStore::Postgres { pool, queue })
+                Ok(JobStore::Postgres {
+                    pool,
+                    queue,
+                    tally: Arc::default(),
+                })
             }
         }
+    }
+
+    /// What this process enqueued and ran, per kind.
+    pub fn tally(&self) -> &Arc<Tally> {
+        match self {
+            JobStore::Sqlite { tally, .. } | JobStore::Postgres { tally, .. } => tally,
+        }
+    }
+
+    /// The `application_name` of the job runtime's PostgreSQL connections (PostgreSQL keeps 63
+    /// bytes of it).
+    pub fn application_name(queue: &str) -> String {
+        let mut name = format!("gonggu-jobs {queue}");
+        while name.len() > 63 {
+            name.pop();
+        }
+        name
     }
 
     pub fn queue(&self) -> &str {
@@ -200,28 +242,44 @@ impl JobStore {
             .idempotency_key(job.key())
             .max_attempts(MAX_ATTEMPTS)
             .build();
-        match self {
-            JobStore::Sqlite { pool, queue } => {
-                // SQLite's insert ignores a known key (`ON CONFLICT DO NOTHING`).
-                let mut storage =
-                    SqliteStorage::<Job>::new(pool).with_config(Self::sqlite_config(queue));
-                storage
-                    .push_task(task)
-                    .await
-                    .map_err(|e| JobsError::Storage(e.to_string()))
+        let added = match self {
+            JobStore::Sqlite { pool, queue, .. } => {
+                // SQLite's insert ignores a known key (`ON CONFLICT DO NOTHING`) without saying
+                // so; looking first tells the count, and skips the write for a job already there
+                // (the embedded default has one pusher per kind, so the look cannot race).
+                let known: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM Jobs WHERE job_type = $1 AND idempotency_key = $2",
+                )
+                .bind(queue.as_str())
+                .bind(job.key())
+                .fetch_optional(pool)
+                .await?;
+                if known.is_none() {
+                    let mut storage =
+                        SqliteStorage::<Job>::new(pool).with_config(Self::sqlite_config(queue));
+                    storage
+                        .push_task(task)
+                        .await
+                        .map_err(|e| JobsError::Storage(e.to_string()))?;
+                }
+                known.is_none()
             }
-            JobStore::Postgres { pool, queue } => {
+            JobStore::Postgres { pool, queue, .. } => {
                 let mut storage =
                     PostgresStorage::<Job>::new(pool).with_config(Self::postgres_config(queue));
                 match storage.push_task(task).await {
-                    Ok(()) => Ok(()),
+                    Ok(()) => true,
                     // PostgreSQL's insert refuses a known key with the unique index's violation:
                     // the job is there already, which is what the caller wants.
-                    Err(e) if e.to_string().contains("idx_jobs_idempotency_key") => Ok(()),
-                    Err(e) => Err(JobsError::Storage(e.to_string())),
+                    Err(e) if e.to_string().contains("idx_jobs_idempotency_key") => false,
+                    Err(e) => return Err(JobsError::Storage(e.to_string())),
                 }
             }
+        };
+        if added {
+            self.tally().add(job.kind(), Outcome::Enqueued);
         }
+        Ok(())
     }
 
     /// Jobs of this queue per (kind, state), for `/metrics`, and the age in seconds of the oldest
@@ -326,12 +384,32 @@ impl JobStore {
         Ok(done > 0)
     }
 
+    /// Puts back in the queue the jobs `worker` fetched but never started (apalis marks them
+    /// `Queued` under the worker's lock, and a stopped worker would otherwise hold them until the
+    /// dead-worker timeout). Returns how many.
+    pub async fn release(&self, worker: &str) -> Result<u64, JobsError> {
+        let sql = format!(
+            "UPDATE {} SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+             WHERE job_type = $1 AND lock_by = $2 AND status = 'Queued'",
+            self.table()
+        );
+        let released = on_pool!(self, pool, queue => {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(queue)
+                .bind(worker)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(released)
+    }
+
     /// Deletes jobs that finished (done, or dead) before `before_secs`. A nightly import's job is
     /// kept 36 days: the sweeper pushes the latest tick of the last 35 days again after a restart,
     /// and its key must still be there to say that tick ran. Returns how many.
     pub async fn prune_finished(&self, before_secs: i64) -> Result<u64, JobsError> {
         let done = match self {
-            JobStore::Sqlite { pool, queue } => {
+            JobStore::Sqlite { pool, queue, .. } => {
                 sqlx::query(
                     "DELETE FROM Jobs WHERE job_type = $1 AND done_at IS NOT NULL AND done_at < $2 \
                      AND (status = 'Done' OR status = 'Killed' OR attempts >= max_attempts) \
@@ -344,7 +422,7 @@ impl JobStore {
                 .await?
                 .rows_affected()
             }
-            JobStore::Postgres { pool, queue } => {
+            JobStore::Postgres { pool, queue, .. } => {
                 sqlx::query(
                     "DELETE FROM apalis.jobs WHERE job_type = $1 AND done_at IS NOT NULL \
                      AND done_at < to_timestamp($2) \

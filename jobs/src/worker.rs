@@ -1,8 +1,8 @@
 //! The apalis worker, run under a supervisor: a worker whose backend fails (database restart,
 //! network cut) returns an error from `run`, and is started again, under a new name (apalis
 //! refuses a name it saw recently), after a backoff that doubles up to 30 s. The supervisor keeps
-//! [`Health`] current for `/readyz`. Shutdown stops the worker: jobs it fetched but had not
-//! started go back to the queue; running ones finish.
+//! [`Health`] current for `/readyz`. Shutdown stops the worker: running jobs finish, and jobs it
+//! fetched but had not started go back to the queue ([`JobStore::release`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::handlers::{self, Context};
 use crate::job::Job;
 use crate::store::{JobStore, MAX_ATTEMPTS, POLL};
+use crate::tally::{Outcome, Tally};
 
 /// Whether this process's worker is running, for `/readyz`.
 #[derive(Debug, Default)]
@@ -68,17 +69,34 @@ impl PollStrategy for Tick {
     }
 }
 
-async fn handle(job: Job, ctx: Data<Arc<Context>>) -> Result<(), BoxDynError> {
-    handlers::run(&job, &ctx).await.map_err(|err| {
-        let cause = store::error::chain(&err);
-        tracing::warn!(job = job.kind(), key = %job.key(), error = %cause, "job failed");
-        BoxDynError::from(cause)
-    })
+async fn handle(
+    job: Job,
+    ctx: Data<Arc<Context>>,
+    tally: Data<Arc<Tally>>,
+    attempt: Attempt,
+) -> Result<(), BoxDynError> {
+    match handlers::run(&job, &ctx).await {
+        Ok(()) => {
+            tally.add(job.kind(), Outcome::Succeeded);
+            Ok(())
+        }
+        Err(err) => {
+            let cause = store::error::chain(&err);
+            // apalis counts this attempt before the handler runs; the last one makes it dead.
+            let dead = attempt.current() >= MAX_ATTEMPTS;
+            tally.add(
+                job.kind(),
+                if dead { Outcome::Dead } else { Outcome::Failed },
+            );
+            tracing::warn!(job = job.kind(), key = %job.key(), attempt = attempt.current(), dead, error = %cause, "job failed");
+            Err(BoxDynError::from(cause))
+        }
+    }
 }
 
 /// Builds the worker chain for one backend (the concrete worker types differ per backend).
 macro_rules! worker {
-    ($wctx:expr, $backend:expr, $ctx:expr) => {{
+    ($wctx:expr, $store:expr, $backend:expr, $ctx:expr) => {{
         let backoff = ExponentialBackoffMaker::new(
             Duration::from_millis(500),
             Duration::from_secs(60),
@@ -90,6 +108,7 @@ macro_rules! worker {
         WorkerBuilder::new($wctx)
             .backend($backend.poll_with_strategy(Tick::every(POLL)))
             .data($ctx.clone())
+            .data($store.tally().clone())
             .concurrency(4)
             // apalis retries in the process; the row records the last outcome, and one that used
             // every attempt is kept as dead.
@@ -105,18 +124,18 @@ async fn run_once(
     wctx: &WorkerContext,
 ) -> Result<(), String> {
     match store {
-        JobStore::Sqlite { pool, queue } => {
+        JobStore::Sqlite { pool, queue, .. } => {
             let backend =
                 SqliteStorage::<Job>::new(pool).with_config(JobStore::sqlite_config(queue));
-            worker!(wctx, backend, ctx)
+            worker!(wctx, store, backend, ctx)
                 .run()
                 .await
                 .map_err(|e| e.to_string())
         }
-        JobStore::Postgres { pool, queue } => {
+        JobStore::Postgres { pool, queue, .. } => {
             let backend =
                 PostgresStorage::<Job>::new(pool).with_config(JobStore::postgres_config(queue));
-            worker!(wctx, backend, ctx)
+            worker!(wctx, store, backend, ctx)
                 .run()
                 .await
                 .map_err(|e| e.to_string())
@@ -151,6 +170,15 @@ pub async fn supervise(
         let outcome = run_once(&store, &ctx, &wctx).await;
         health.up.store(false, Ordering::Relaxed);
         watcher.abort();
+        // Whether it stopped or failed, what it fetched and never started goes back now, for the
+        // next worker (here or on another instance) to take at once.
+        match store.release(wctx.name()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, worker = wctx.name(), "handed unstarted jobs back"),
+            Err(err) => {
+                tracing::warn!(error = %err, worker = wctx.name(), "could not hand jobs back; they return after the dead-worker timeout")
+            }
+        }
         if *stop.borrow() {
             break;
         }

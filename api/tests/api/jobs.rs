@@ -19,6 +19,7 @@ on_both_backends!(with crate::common::jobs_settings() =>
     fifty_concurrent_no_show_marks_become_one_penalty,
     a_meet_moved_twice_leaves_one_completion_job_that_acts,
     readyz_reports_the_worker,
+    a_worker_whose_backend_fails_comes_back_and_readyz_reports_it_down,
     housekeeping_prunes_what_expired_every_hour,
 );
 
@@ -36,6 +37,26 @@ fn operator_settings() -> api::state::Settings {
 on_both_backends!(with super::nightly_settings() =>
     the_nightly_import_of_a_tick_runs_once_across_instances,
 );
+
+on_both_backends!(with super::failing_nightly_settings() =>
+    a_job_that_keeps_failing_is_retried_then_kept_dead_and_counted,
+);
+
+on_both_backends!(
+    a_job_whose_worker_died_runs_again_and_acts_once,
+    a_stopped_worker_hands_back_what_it_had_not_started,
+);
+
+/// Jobs with a nightly market import from a file that is not there: every attempt fails.
+fn failing_nightly_settings() -> api::state::Settings {
+    let mut settings = nightly_settings();
+    if let Some(nightly) = settings.jobs.nightly.as_mut() {
+        if let Some(markets) = nightly.markets.as_mut() {
+            markets.file = Some("/nonexistent/markets.csv".into());
+        }
+    }
+    settings
+}
 
 /// Jobs with a nightly market import from the bundled market list (a plain CSV).
 fn nightly_settings() -> api::state::Settings {
@@ -272,6 +293,58 @@ async fn readyz_reports_the_worker(app: TestApp) {
     assert_eq!(ready["worker"]["ok"], true, "{ready}");
 }
 
+/// `/readyz` once `check` holds for its status and its `worker` part.
+async fn readyz_until(app: &TestApp, what: &str, check: impl Fn(u16, &Value) -> bool) -> Value {
+    eventually(what, || async {
+        let res = app.get(None, "/readyz").await;
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        check(status, &body["worker"]).then_some(body)
+    })
+    .await
+}
+
+async fn a_worker_whose_backend_fails_comes_back_and_readyz_reports_it_down(app: TestApp) {
+    readyz_until(&app, "the worker is up", |status, w| {
+        status == 200 && w["ok"] == true
+    })
+    .await;
+    let store = app.state.jobs.get().unwrap().store.clone();
+    if let jobs::JobStore::Postgres { .. } = store {
+        // The database drops the job runtime's connections (a restart, a network cut): the
+        // worker fails, is started again, and runs jobs as before.
+        let killed: Vec<(bool,)> = sqlx::query_as(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(jobs::JobStore::application_name(store.queue()))
+        .fetch_all(app.db().pool())
+        .await
+        .unwrap();
+        assert!(!killed.is_empty(), "the job runtime had connections");
+        // (apalis reconnects through the pool, or the supervisor starts the worker again)
+        let ready = readyz_until(&app, "the worker is up again", |status, w| {
+            status == 200 && w["ok"] == true
+        })
+        .await;
+        assert_eq!(ready["status"], "ready");
+        closed_party(&app).await;
+    }
+    // The job database goes away for good: the worker cannot run, and `/readyz` says so.
+    match &store {
+        jobs::JobStore::Sqlite { pool, .. } => pool.close().await,
+        jobs::JobStore::Postgres { pool, .. } => pool.close().await,
+    }
+    let down = readyz_until(&app, "readyz reports the worker down", |status, w| {
+        status == 503 && w["ok"] == false
+    })
+    .await;
+    assert_eq!(down["status"], "unavailable", "{down}");
+    assert_eq!(
+        down["database"]["ok"], true,
+        "only the worker is down: {down}"
+    );
+}
+
 async fn runs(app: &TestApp) -> Vec<Value> {
     let page: Value = app
         .get(None, "/api/v1/ingest/runs")
@@ -312,6 +385,228 @@ async fn the_nightly_import_of_a_tick_runs_once_across_instances(app: TestApp) {
     .await;
     assert_eq!(runs(&app).await.len(), 1, "one import for one tick");
     other.shutdown().await;
+}
+
+/// The value of `metric` with label `kind="{kind}"` in `/metrics` (0 when absent).
+async fn counter(app: &TestApp, metric: &str, kind: &str) -> u64 {
+    let text = app.get(None, "/metrics").await.text().await.unwrap();
+    let series = format!("{metric}{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+async fn a_job_that_keeps_failing_is_retried_then_kept_dead_and_counted(app: TestApp) {
+    // The missed 03:00 tick runs at start; the file is missing, so each attempt fails.
+    eventually("the import job is dead", || async {
+        let rows = app
+            .state
+            .jobs
+            .get()
+            .unwrap()
+            .store
+            .list(
+                Some(jobs::store::JobState::Dead),
+                Some("ingest"),
+                None,
+                10,
+                0,
+            )
+            .await
+            .unwrap();
+        (rows.len() == 1).then_some(())
+    })
+    .await;
+    let keys = job_keys(&app, "ingest:").await;
+    assert_eq!(keys.len(), 1, "one job for the tick: {keys:?}");
+    assert_eq!(counter(&app, "jobs_enqueued_total", "ingest").await, 1);
+    assert_eq!(
+        counter(&app, "jobs_failed_total", "ingest").await,
+        jobs::store::MAX_ATTEMPTS as u64 - 1,
+        "every attempt but the last is a failure to retry"
+    );
+    assert_eq!(counter(&app, "jobs_dead_total", "ingest").await, 1);
+    assert_eq!(counter(&app, "jobs_succeeded_total", "ingest").await, 0);
+    let failed: Vec<Value> = runs(&app).await;
+    assert_eq!(
+        failed.len(),
+        jobs::store::MAX_ATTEMPTS,
+        "each attempt is a recorded run: {failed:?}"
+    );
+    assert!(failed.iter().all(|r| r["status"] == "failed"), "{failed:?}");
+}
+
+/// Leaves the jobs with these keys as a worker that took them and died leaves them: running,
+/// locked by a worker whose heartbeat stopped an hour ago.
+async fn died_holding(store: &jobs::JobStore, keys: &[String]) {
+    let queue = store.queue().to_owned();
+    // Worker names are global to the job tables, which parallel tests share on PostgreSQL.
+    let dead = format!("dead-{queue}");
+    macro_rules! run {
+        ($pool:expr, $worker_sql:expr, $table:expr, $now:expr) => {{
+            sqlx::query($worker_sql)
+                .bind(&dead)
+                .bind(&queue)
+                .execute($pool)
+                .await
+                .unwrap();
+            for key in keys {
+                let taken = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {} SET status = 'Running', lock_by = $3, lock_at = {}, \
+                     attempts = 1 WHERE job_type = $1 AND idempotency_key = $2",
+                    $table, $now
+                )))
+                .bind(&queue)
+                .bind(key)
+                .bind(&dead)
+                .execute($pool)
+                .await
+                .unwrap()
+                .rows_affected();
+                assert_eq!(taken, 1, "job {key} taken");
+            }
+        }};
+    }
+    match store {
+        jobs::JobStore::Sqlite { pool, .. } => run!(
+            pool,
+            "INSERT INTO Workers (id, worker_type, storage_name, layers, last_seen) \
+             VALUES ($1, $2, 'SqliteStorage', '', strftime('%s', 'now') - 3600)",
+            "Jobs",
+            "strftime('%s', 'now') - 3600"
+        ),
+        jobs::JobStore::Postgres { pool, .. } => run!(
+            pool,
+            "INSERT INTO apalis.workers (id, worker_type, storage_name, layers, last_seen) \
+             VALUES ($1, $2, 'PostgresStorage', '', NOW() - interval '1 hour')",
+            "apalis.jobs",
+            "NOW() - interval '1 hour'"
+        ),
+    }
+}
+
+async fn a_job_whose_worker_died_runs_again_and_acts_once(app: TestApp) {
+    // Two parties past their deadlines whose close jobs a worker took before it was killed: one
+    // before it acted, one after it acted but before it could record the job done.
+    let leader = app.user("leader").await;
+    let member = app.user("member").await;
+    let before = app.party(&leader, 4).await;
+    let after = app.party(&leader, 4).await;
+    let (before_id, after_id) = (
+        before["id"].as_i64().unwrap(),
+        after["id"].as_i64().unwrap(),
+    );
+    join(&app, &member, before_id).await;
+    join(&app, &member, after_id).await;
+    let deadline = time_of(&before, "deadline_at").max(time_of(&after, "deadline_at"));
+    app.state.clock.advance_ms(deadline - app.state.now() + 1);
+    let step = store::transitions::close_at_deadline(app.db(), after_id, app.state.now())
+        .await
+        .unwrap();
+    assert!(
+        matches!(step, store::transitions::Step::Done(_)),
+        "{step:?}"
+    );
+    let (location, prefix) = &app.storage.jobs;
+    let runtime = jobs::Jobs::open(location, prefix).await.unwrap();
+    let mut keys = Vec::new();
+    for party in [&before, &after] {
+        let job = jobs::Job::Close {
+            party_id: party["id"].as_i64().unwrap(),
+            deadline_at: time_of(party, "deadline_at"),
+        };
+        runtime.store.push(&job).await.unwrap();
+        keys.push(job.key());
+    }
+    died_holding(&runtime.store, &keys).await;
+
+    // A worker process starts: it takes the dead worker's jobs over and runs them.
+    let mut settings = crate::common::jobs_settings();
+    settings.jobs.sweep_every = Duration::from_secs(3600);
+    let worker = app.spawn_sibling_with(settings).await;
+    worker
+        .state
+        .clock
+        .advance_ms(deadline - worker.state.now() + 1);
+    let done = eventually("both jobs taken over and done", || async {
+        let rows = runtime
+            .store
+            .list(None, Some("close"), None, 10, 0)
+            .await
+            .unwrap();
+        rows.iter().all(|r| r.state == "done").then_some(rows)
+    })
+    .await;
+    assert_eq!(done.len(), 2, "{done:?}");
+    assert!(
+        done.iter().all(|r| r.attempts == 3),
+        "the dead worker's attempt, the takeover (apalis counts it) and the run: {done:?}"
+    );
+    for id in [before_id, after_id] {
+        assert_eq!(party_json(&app, id).await["status"], "closed");
+    }
+    // Each party closed once: one event each, none from the re-run of the applied one.
+    assert_eq!(
+        count_where(&app, "outbox", "kind = 'party.closed'").await,
+        2
+    );
+    worker.shutdown().await;
+}
+
+async fn a_stopped_worker_hands_back_what_it_had_not_started(app: TestApp) {
+    // Many parties due at once, a worker busy closing them, and the worker's process stops.
+    let mut parties = Vec::new();
+    for i in 0..60 {
+        let leader = app.user(&format!("leader{i}")).await;
+        parties.push(app.party(&leader, 2).await);
+    }
+    let deadline = parties
+        .iter()
+        .map(|p| time_of(p, "deadline_at"))
+        .max()
+        .unwrap();
+    let worker = app.spawn_sibling_with(crate::common::jobs_settings()).await;
+    worker
+        .state
+        .clock
+        .advance_ms(deadline - worker.state.now() + 1);
+    let store = worker.state.jobs.get().unwrap().store.clone();
+    eventually("the worker has started on the closes", || async {
+        let keys = store.keys("close:").await.unwrap();
+        keys.iter()
+            .any(|(_, status)| status == "Done")
+            .then_some(())
+    })
+    .await;
+    worker.shutdown().await;
+    // Nothing is left held by the stopped worker: each job is done or back in the queue, so the
+    // next worker takes it at once rather than after the dead-worker timeout.
+    let held: Vec<(String, String)> = store
+        .keys("close:")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, status)| status != "Done" && status != "Pending")
+        .collect();
+    assert!(held.is_empty(), "held by a stopped worker: {held:?}");
+    let next = app.spawn_sibling_with(crate::common::jobs_settings()).await;
+    next.state.clock.advance_ms(deadline - next.state.now() + 1);
+    for party in &parties {
+        status_becomes(&next, party["id"].as_i64().unwrap(), "cancelled").await;
+    }
+    let keys = store.keys("close:").await.unwrap();
+    assert_eq!(keys.len(), parties.len(), "one close job per party");
+    next.shutdown().await;
+}
+
+async fn count_where(app: &TestApp, table: &str, condition: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {table} WHERE {condition}"
+    )))
+    .fetch_one(app.db().pool())
+    .await
+    .unwrap();
+    n
 }
 
 async fn operators_list_jobs_and_retry_a_dead_one(app: TestApp) {

@@ -169,6 +169,13 @@ impl TestApp {
         .await
     }
 
+    /// A second instance on the same storage with settings of its own (a worker process, say).
+    #[allow(dead_code)] // not every test binary uses every helper
+    pub async fn spawn_sibling_with(&self, settings: Settings) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start(self.backend, self.storage.clone(), settings, dir).await
+    }
+
     async fn start(
         backend: Backend,
         storage: Storage,
