@@ -1,11 +1,16 @@
-//! Deadline lag: `--parties` parties whose booking deadlines fall in the same minute, closed by the
-//! job runtime (sweeper, worker, handlers) as `gonggu serve` runs it. Prints the lag from each
-//! deadline to its close (p50, p99, max), the time to close them all, and the process's peak RSS.
+//! Two measures of the job runtime as `gonggu serve` runs it (sweeper, one worker, handlers):
+//!
+//! - deadline lag: `--parties` parties whose booking deadlines fall in the same minute, closed by
+//!   the jobs. Prints the lag from each deadline to its close (p50, p99, max), the time to close
+//!   them all, and the process's peak RSS.
+//! - throughput: `--noop N` no-op jobs pushed first (timed), then run by the worker. Prints the
+//!   pushes per second and the jobs run per second.
 //!
 //! ```sh
 //! cargo run --release -p gonggu-api --example jobs_bench -- --parties 10000 --db sqlite
 //! GONGGU_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
 //!   cargo run --release -p gonggu-api --example jobs_bench -- --parties 10000 --db postgres
+//! cargo run --release -p gonggu-api --example jobs_bench -- --noop 100000 --db sqlite
 //! ```
 
 use std::sync::Arc;
@@ -34,6 +39,81 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
+fn context(db: &Db, live: &Live, clock: &Clock, store: &jobs::JobStore) -> Arc<jobs::Context> {
+    Arc::new(jobs::Context {
+        db: db.clone(),
+        cache: live.cache.clone(),
+        clock: clock.clone(),
+        settings: jobs::Settings {
+            complete_after_meet_ms: 3 * 3_600_000,
+            penalties: Default::default(),
+        },
+        nightly: None,
+        jobs: Some(store.clone()),
+    })
+}
+
+/// Pushes `n` no-op jobs (16 pushes in flight), then runs them with one worker and times both.
+async fn throughput(
+    backend: &str,
+    n: u64,
+    db: Db,
+    clock: Clock,
+    location: &jobs::Location,
+    prefix: &str,
+) -> Result<()> {
+    use futures::StreamExt;
+    let jobs = jobs::Jobs::open(location, prefix).await?;
+    let pushed = Instant::now();
+    let store = jobs.store.clone();
+    let failures = futures::stream::iter(0..n)
+        .map(|n| {
+            let store = store.clone();
+            async move { store.push(&jobs::Job::Noop { n }).await }
+        })
+        .buffer_unordered(16)
+        .filter(|r| std::future::ready(r.is_err()))
+        .count()
+        .await;
+    anyhow::ensure!(failures == 0, "{failures} pushes failed");
+    let push_secs = pushed.elapsed().as_secs_f64();
+    let live = Live::memory();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let ran = Instant::now();
+    let tasks = jobs.start(
+        context(&db, &live, &clock, &jobs.store),
+        live.lease.clone(),
+        "bench",
+        jobs::sweeper::SWEEP,
+        stop,
+    );
+    loop {
+        let done = jobs
+            .store
+            .tally()
+            .get("noop", jobs::tally::Outcome::Succeeded);
+        if done >= n {
+            break;
+        }
+        anyhow::ensure!(
+            ran.elapsed() < Duration::from_secs(3600),
+            "{done} of {n} run after an hour"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let run_secs = ran.elapsed().as_secs_f64();
+    println!(
+        "{backend}: {n} no-op jobs: pushed in {push_secs:.1} s ({:.0}/s), run in {run_secs:.1} s \
+         ({:.0} jobs/s); peak RSS {:.0} MiB",
+        n as f64 / push_secs,
+        n as f64 / run_secs,
+        peak_rss_mib()
+    );
+    let _ = stop_tx.send(true);
+    futures::future::join_all(tasks).await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let parties: usize = arg("--parties").map_or(Ok(10_000), |s| s.parse())?;
@@ -59,6 +139,9 @@ async fn main() -> Result<()> {
     let db = Db::connect(&db_url, 8).await?;
     db.migrate().await?;
     let clock = Clock::system();
+    if let Some(n) = arg("--noop") {
+        return throughput(&backend, n.parse()?, db, clock, &location, &prefix).await;
+    }
     api::seed::run(&db, &Live::memory(), &clock, false).await?;
     let now = clock.now_ms();
     let mut ids = Vec::new();
@@ -109,17 +192,7 @@ async fn main() -> Result<()> {
     );
     let jobs = jobs::Jobs::open(&location, &prefix).await?;
     let live = Live::memory();
-    let ctx = Arc::new(jobs::Context {
-        db: db.clone(),
-        cache: live.cache.clone(),
-        clock: clock.clone(),
-        settings: jobs::Settings {
-            complete_after_meet_ms: 3 * 3_600_000,
-            penalties: Default::default(),
-        },
-        nightly: None,
-        jobs: Some(jobs.store.clone()),
-    });
+    let ctx = context(&db, &live, &clock, &jobs.store);
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let tasks = jobs.start(ctx, live.lease.clone(), "bench", jobs::sweeper::SWEEP, stop);
     let last_deadline = first_deadline + 60_000;

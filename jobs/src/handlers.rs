@@ -80,6 +80,7 @@ pub async fn run(job: &Job, ctx: &Context) -> Result<(), JobError> {
         }
         Job::Ingest { ref what, tick_at } => import(ctx, what, tick_at).await?,
         Job::Housekeeping { .. } => housekeeping(ctx, now).await?,
+        Job::Noop { .. } => {}
     }
     Ok(())
 }

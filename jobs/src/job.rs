@@ -23,6 +23,9 @@ pub enum Job {
         user_id: i64,
         event_id: i64,
     },
+    /// Does nothing: what the runtime itself costs per job (fetch, run, acknowledge) is measured
+    /// with it (the jobs benchmark). gonggu never pushes one.
+    Noop { n: u64 },
 }
 
 impl Job {
@@ -36,6 +39,7 @@ impl Job {
             Job::SettlePenalty { event_id, .. } => format!("settle-penalty:{event_id}"),
             Job::Ingest { what, tick_at } => format!("ingest:{what}:{tick_at}"),
             Job::Housekeeping { hour } => format!("housekeeping:{hour}"),
+            Job::Noop { n } => format!("noop:{n}"),
         }
     }
 
@@ -47,6 +51,7 @@ impl Job {
             Job::SettlePenalty { .. } => "settle_penalty",
             Job::Ingest { .. } => "ingest",
             Job::Housekeeping { .. } => "housekeeping",
+            Job::Noop { .. } => "noop",
         }
     }
 }
