@@ -33,6 +33,10 @@ pub enum JobError {
     Store(#[from] store::Error),
     #[error("pruning the finished jobs: {0}")]
     Jobs(#[from] crate::store::JobsError),
+    /// The job reached a worker whose clock is behind its due time: it fails, and its retry
+    /// (after a backoff) runs it once due.
+    #[error("not due for {wait_ms} ms by this instance's clock")]
+    NotDue { wait_ms: i64 },
     #[error("nightly {kind} import {outcome}: {detail}")]
     Import {
         kind: &'static str,
@@ -52,6 +56,11 @@ pub struct Settings {
 /// Runs one job.
 pub async fn run(job: &Job, ctx: &Context) -> Result<(), JobError> {
     let now = ctx.clock.now_ms();
+    if let Some(due) = job.due_at(ctx.settings.complete_after_meet_ms) {
+        if due > now {
+            return Err(JobError::NotDue { wait_ms: due - now });
+        }
+    }
     match *job {
         Job::Close { party_id, .. } => {
             if let Step::Done(party) =

@@ -43,6 +43,21 @@ impl Job {
         }
     }
 
+    /// When the job's work is due by gonggu's clock (time-driven jobs only). A worker whose clock
+    /// is behind the instance that pushed the job (clock skew, or a job pushed by a sweeper on
+    /// another instance) must not run it early: it would find nothing due, finish the job, and
+    /// the job's key would keep the sweeper from pushing it again when the time comes.
+    pub fn due_at(&self, complete_after_meet_ms: i64) -> Option<i64> {
+        match *self {
+            Job::Close { deadline_at, .. } => Some(deadline_at),
+            Job::Complete { meet_at, .. } => Some(meet_at.saturating_add(complete_after_meet_ms)),
+            Job::SettlePenalty { .. }
+            | Job::Ingest { .. }
+            | Job::Housekeeping { .. }
+            | Job::Noop { .. } => None,
+        }
+    }
+
     /// The kind as metrics and the admin listing name it.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -75,5 +90,20 @@ mod tests {
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["kind"], "complete");
         assert_eq!(serde_json::from_value::<Job>(json).unwrap(), a);
+    }
+
+    #[test]
+    fn time_driven_jobs_are_due_at_their_fact_and_others_at_once() {
+        let close = Job::Close {
+            party_id: 1,
+            deadline_at: 500,
+        };
+        let complete = Job::Complete {
+            party_id: 1,
+            meet_at: 1_000,
+        };
+        assert_eq!(close.due_at(300), Some(500));
+        assert_eq!(complete.due_at(300), Some(1_300));
+        assert_eq!(Job::Housekeeping { hour: 1 }.due_at(300), None);
     }
 }

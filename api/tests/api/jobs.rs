@@ -21,6 +21,7 @@ on_both_backends!(with crate::common::jobs_settings() =>
     readyz_reports_the_worker,
     a_worker_whose_backend_fails_comes_back_and_readyz_reports_it_down,
     housekeeping_prunes_what_expired_every_hour,
+    a_job_that_reaches_a_worker_before_it_is_due_runs_once_due,
 );
 
 on_both_backends!(with super::operator_settings() =>
@@ -597,6 +598,39 @@ async fn a_stopped_worker_hands_back_what_it_had_not_started(app: TestApp) {
     let keys = store.keys("close:").await.unwrap();
     assert_eq!(keys.len(), parties.len(), "one close job per party");
     next.shutdown().await;
+}
+
+async fn a_job_that_reaches_a_worker_before_it_is_due_runs_once_due(app: TestApp) {
+    // As when the sweeper of an instance whose clock is ahead pushes a close: this worker's clock
+    // says the deadline has not come. Finishing the job as "nothing to do" would leave its key
+    // behind and the party open for good; the job must wait for its time instead.
+    let leader = app.user("leader").await;
+    let party = app.party(&leader, 3).await;
+    let id = party["id"].as_i64().unwrap();
+    let deadline_at = time_of(&party, "deadline_at");
+    let store = app.state.jobs.get().unwrap().store.clone();
+    store
+        .push(&jobs::Job::Close {
+            party_id: id,
+            deadline_at,
+        })
+        .await
+        .unwrap();
+    eventually("a worker took the early close", || async {
+        let keys = job_keys(&app, "close:").await;
+        keys.iter()
+            .any(|(_, status)| status != "Pending" && status != "Queued")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(party_json(&app, id).await["status"], "recruiting");
+    app.state
+        .clock
+        .advance_ms(deadline_at - app.state.now() + 1);
+    let cancelled = status_becomes(&app, id, "cancelled").await;
+    assert_eq!(cancelled["cancel_reason"], "not_enough_members");
+    let keys = job_keys(&app, "close:").await;
+    assert_eq!(keys.len(), 1, "one close job: {keys:?}");
 }
 
 async fn count_where(app: &TestApp, table: &str, condition: &str) -> i64 {
