@@ -19,7 +19,7 @@ use crate::store::JobStore;
 /// The lease naming the one instance that sweeps.
 pub const LEASE: &str = "jobs-sweeper";
 /// How often the sweeper looks (the lag between a due time and its job).
-pub const SWEEP: Duration = Duration::from_secs(1);
+pub const SWEEP: Duration = Duration::from_millis(250);
 const LEASE_TTL_MS: i64 = 10_000;
 /// Parties read per scan and kind: a burst of deadlines in one minute is pushed in one scan.
 const BATCH: i64 = 10_000;
@@ -27,7 +27,7 @@ const BATCH: i64 = 10_000;
 /// after this it is, in case it was lost, and its key makes that harmless.
 const REPUSH_AFTER: Duration = Duration::from_secs(60);
 
-/// Keys this sweeper pushed lately, so a backlog does not push every due job every second.
+/// Keys this sweeper pushed lately, so a backlog does not push every due job on every scan.
 #[derive(Default)]
 pub struct Recent(std::collections::HashMap<String, std::time::Instant>);
 
