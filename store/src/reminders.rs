@@ -52,20 +52,23 @@ impl Lead {
 }
 
 /// Live parties whose `lead` reminder is due and not sent: the meet is less than `lead` ahead
-/// (and more than the next shorter lead, which replaces it), oldest meet first.
+/// (and more than the next shorter lead, which replaces it), oldest meet first. A party past its
+/// booking deadline but not closed yet waits for its close job: it may be cancelled instead.
 pub async fn due(db: &Db, lead: Lead, now: i64, limit: i64) -> Result<Vec<Due>> {
     let until = lead.shorter().map_or(now, |s| now + s.ms());
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, meet_at AS at FROM parties p WHERE status IN ({}) \
-         AND meet_at > $1 AND meet_at <= $2 AND NOT EXISTS (SELECT 1 FROM reminders_sent r \
+         AND meet_at > $1 AND meet_at <= $2 AND (status = '{}' OR deadline_at > $5) AND NOT EXISTS (SELECT 1 FROM reminders_sent r \
          WHERE r.party_id = p.id AND r.meet_at = p.meet_at AND r.lead = $3) \
          ORDER BY meet_at LIMIT $4",
-        PartyStatus::live_sql()
+        PartyStatus::live_sql(),
+        PartyStatus::Closed
     )))
     .bind(until)
     .bind(now + lead.ms())
     .bind(lead.as_str())
     .bind(limit)
+    .bind(now)
     .fetch_all(db.pool())
     .await?)
 }

@@ -201,8 +201,12 @@ pub struct WishlistList {
 fn refused(err: WishlistError) -> ApiError {
     match err {
         WishlistError::Invalid(invalid) => invalid.into(),
-        WishlistError::MarketNotFound => ApiError::not_found("market").with_field("market_id"),
-        WishlistError::ItemNotFound => ApiError::not_found("item").with_field("item_id"),
+        WishlistError::MarketNotFound => {
+            ApiError::invalid("market_id", "no market with this id").with_code("market_not_found")
+        }
+        WishlistError::ItemNotFound => {
+            ApiError::invalid("item_id", "no item with this id").with_code("item_not_found")
+        }
         WishlistError::TooManyKeywords => ApiError::conflict(
             "too_many_keywords",
             format!(
@@ -228,7 +232,6 @@ fn refused(err: WishlistError) -> ApiError {
     responses(
         (status = 201, description = "The wishlist", body = WishlistView),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such market or item", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`too_many_keywords`, `too_many_wishlists`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn create_wishlist(
