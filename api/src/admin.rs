@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct JobView {
     /// A ULID.
     pub id: String,
-    /// `close`, `complete`, `settle_penalty` or `ingest`.
+    /// `close`, `complete`, `remind`, `settle_penalty`, `ingest` or `housekeeping`.
     pub kind: String,
     /// The idempotency key it was pushed under (names the job and what made it due).
     pub key: Option<String>,
@@ -68,7 +68,7 @@ impl From<jobs::store::JobRow> for JobView {
 pub struct JobQuery {
     /// `pending`, `scheduled`, `running`, `done`, `failed` or `dead`.
     state: Option<String>,
-    /// `close`, `complete`, `settle_penalty` or `ingest`.
+    /// `close`, `complete`, `remind`, `settle_penalty`, `ingest` or `housekeeping`.
     #[param(max_length = 40)]
     kind: Option<String>,
     /// The `next_cursor` of the previous page.

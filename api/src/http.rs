@@ -20,8 +20,8 @@ use crate::limits::{self, REQUEST_ID};
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
 use crate::{
-    admin, auth, health, idempotency, ingest_runs, items, markets, nearby, parties, penalties,
-    queue,
+    admin, auth, health, idempotency, ingest_runs, items, markets, nearby, notifications, parties,
+    penalties, queue,
 };
 
 /// The `/api/v1` routes and the OpenAPI document describing them.
@@ -32,6 +32,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(items::router())
         .merge(parties::router())
         .merge(penalties::router())
+        .merge(notifications::router())
         .merge(admin::router())
         .merge(nearby::router())
         .merge(queue::router())

@@ -19,6 +19,7 @@ pub mod listener;
 pub mod markets;
 pub mod metrics;
 pub mod nearby;
+pub mod notifications;
 pub mod openapi;
 pub mod paging;
 pub mod parties;

@@ -32,6 +32,7 @@ use crate::error::Problem;
         (name = "queue", description = "Waiting rooms in front of hot parties"),
         (name = "ingest", description = "Runs of the nightly public-data import"),
         (name = "admin", description = "Operators: background jobs"),
+        (name = "notifications", description = "Wishlists, the inbox and its live stream"),
     )
 )]
 pub struct ApiDoc;

@@ -135,18 +135,29 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
     })
 }
 
-/// Starts this process's job worker, sweeper and jobs consumer, when a job runtime is attached.
+/// Starts this process's job worker, sweeper, jobs consumer and notifications writer, when a job
+/// runtime is attached.
 pub fn start_jobs(state: &AppState) -> Vec<JoinHandle<()>> {
     let Some(jobs) = state.jobs.get() else {
         return Vec::new();
     };
-    jobs.start(
+    let mut tasks = jobs.start(
         state.job_context(),
         state.live.lease.clone(),
         &state.instance_id,
         state.settings.jobs.sweep_every,
         state.stopping(),
-    )
+    );
+    // The notifications writer runs where the jobs run (`serve`, or `gonggu worker`): the
+    // reminder jobs reach the inbox through it.
+    tasks.push(tokio::spawn(store::consumers::run(
+        state.db.clone(),
+        jobs::notifier::Notifier::new(state.live.bus.clone()),
+        state.clock.clone(),
+        Duration::from_millis(500),
+        state.stopping(),
+    )));
+    tasks
 }
 
 /// Runs a long-lived task, and runs it again (after a backoff that grows while it keeps failing)

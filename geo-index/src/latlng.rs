@@ -36,6 +36,14 @@ impl LatLng {
         self.lng
     }
 
+    /// A coordinate h3o produced (always valid degrees).
+    pub(crate) fn from_h3(p: h3o::LatLng) -> Self {
+        Self {
+            lat: p.lat(),
+            lng: p.lng(),
+        }
+    }
+
     /// The H3 cell holding this coordinate at `res`.
     pub(crate) fn cell(self, res: Resolution) -> CellIndex {
         // `h3o::LatLng::new` only rejects non-finite values, which `LatLng::new` already refused.

@@ -19,6 +19,7 @@
 //! Pure library: no I/O, no async, no global state. See the crate README for the design and the
 //! measured figures.
 
+pub mod area;
 mod bulk;
 mod collect;
 mod distance;

@@ -89,6 +89,18 @@ pub async fn run(job: &Job, ctx: &Context) -> Result<(), JobError> {
         }
         Job::Ingest { ref what, tick_at } => import(ctx, what, tick_at).await?,
         Job::Housekeeping { .. } => housekeeping(ctx, now).await?,
+        Job::Remind {
+            party_id,
+            meet_at,
+            ref lead,
+        } => {
+            // A lead this build does not know (from a newer release) has nothing to send.
+            if let Some(lead) = store::reminders::Lead::parse(lead) {
+                if store::reminders::send(&ctx.db, party_id, meet_at, lead, now).await? {
+                    tracing::info!(party.id = party_id, lead = lead.as_str(), "reminder due");
+                }
+            }
+        }
         Job::Noop { .. } => {}
     }
     Ok(())

@@ -23,6 +23,12 @@ pub enum Job {
         user_id: i64,
         event_id: i64,
     },
+    /// Send the reminder `lead` (`24h` or `1h`) before the party's meet at `meet_at`.
+    Remind {
+        party_id: i64,
+        meet_at: i64,
+        lead: String,
+    },
     /// Does nothing: what the runtime itself costs per job (fetch, run, acknowledge) is measured
     /// with it (the jobs benchmark). gonggu never pushes one.
     Noop { n: u64 },
@@ -39,6 +45,11 @@ impl Job {
             Job::SettlePenalty { event_id, .. } => format!("settle-penalty:{event_id}"),
             Job::Ingest { what, tick_at } => format!("ingest:{what}:{tick_at}"),
             Job::Housekeeping { hour } => format!("housekeeping:{hour}"),
+            Job::Remind {
+                party_id,
+                meet_at,
+                lead,
+            } => format!("remind:{party_id}:{meet_at}:{lead}"),
             Job::Noop { n } => format!("noop:{n}"),
         }
     }
@@ -66,6 +77,7 @@ impl Job {
             Job::SettlePenalty { .. } => "settle_penalty",
             Job::Ingest { .. } => "ingest",
             Job::Housekeeping { .. } => "housekeeping",
+            Job::Remind { .. } => "remind",
             Job::Noop { .. } => "noop",
         }
     }

@@ -15,6 +15,7 @@ pub mod consumer;
 pub mod handlers;
 pub mod job;
 pub mod nightly;
+pub mod notifier;
 pub mod store;
 pub mod sweeper;
 pub mod tally;

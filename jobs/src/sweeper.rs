@@ -1,6 +1,6 @@
 //! The scheduler of time-driven work: every [`SWEEP`] the instance holding the `jobs-sweeper`
-//! lease reads the parties that are due (deadline passed, or meet long enough ago) by gonggu's
-//! clock and pushes their jobs. Idempotency keys make a repeated scan push nothing new, and a
+//! lease reads the parties that are due (deadline passed, meet long enough ago, a reminder before
+//! the meet not sent) by gonggu's clock and pushes their jobs. Idempotency keys make a repeated scan push nothing new, and a
 //! moved meet time a new job; the handlers do nothing for a party that changed in between. Due
 //! times are read from the parties themselves, so a party whose job was lost (or never pushed)
 //! is still found: the sweeper is the catch-all, not a second path.
@@ -73,8 +73,19 @@ pub async fn sweep_once(
             party_id: d.id,
             meet_at: d.at,
         }));
+    let mut reminding = Vec::new();
+    for lead in store::reminders::Lead::ALL {
+        let due = store::reminders::due(&ctx.db, lead, now, BATCH)
+            .await
+            .map_err(|e| store::error::chain(&e))?;
+        reminding.extend(due.into_iter().map(|d| Job::Remind {
+            party_id: d.id,
+            meet_at: d.at,
+            lead: lead.as_str().to_owned(),
+        }));
+    }
     let mut pushed = 0;
-    for job in jobs {
+    for job in jobs.chain(reminding) {
         if !recent.take(&job.key()) {
             continue;
         }

@@ -50,6 +50,13 @@ pub trait Consumer: Send + Sync {
     /// Handles one event inside the batch's transaction. An error rolls the whole batch back
     /// (position included), and the batch is tried again later.
     async fn handle(&self, tx: &mut Tx, event: &StoredEvent) -> Result<()>;
+
+    /// Called before each batch: what a failed batch left behind is for nothing now.
+    fn begin_batch(&self) {}
+
+    /// Called after a batch committed: effects that must follow the commit (telling live
+    /// subscribers of what is now stored).
+    async fn after_commit(&self) {}
 }
 
 #[derive(FromRow)]
@@ -64,6 +71,7 @@ struct Row {
 
 /// Processes the next batch of at most `batch` events for `consumer`. Returns how many it handled.
 pub async fn run_once(db: &Db, consumer: &dyn Consumer, batch: i64, now: i64) -> Result<usize> {
+    consumer.begin_batch();
     let mut tx = db.begin().await?;
     let name = consumer.name();
     sqlx::query(
@@ -134,6 +142,7 @@ pub async fn run_once(db: &Db, consumer: &dyn Consumer, batch: i64, now: i64) ->
     .execute(tx.conn())
     .await?;
     tx.commit().await?;
+    consumer.after_commit().await;
     Ok(rows.len())
 }
 

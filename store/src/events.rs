@@ -12,6 +12,7 @@ use crate::attendance::Marked;
 use crate::catalog::MarketIds;
 use crate::parties::Party;
 use crate::penalties::PenaltyChange;
+use crate::reminders::ReminderDue;
 pub use crate::topics::{party_kind, Envelope, PARTIES_TOPIC};
 
 impl Envelope {
@@ -26,12 +27,16 @@ impl Envelope {
 pub struct PartyChange {
     /// The party as it is after the change (with its `version`).
     pub party: Party,
-    /// The member who joined or left; the leader who created.
+    /// Who acted: the member who joined or left; the leader who created, edited or cancelled.
+    /// Absent when the change was gonggu's own (a deadline, a job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<i64>,
     /// The members at a cancellation (to tell them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_ids: Option<Vec<i64>>,
+    /// The meet time before an edit that moved it (absent when the meet did not move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_meet_at: Option<i64>,
 }
 
 /// Every event the outbox carries, by kind.
@@ -66,6 +71,8 @@ pub enum Event {
     UserBanned(PenaltyChange),
     #[serde(rename = "market.upserted")]
     MarketsUpserted(MarketIds),
+    #[serde(rename = "reminder.due")]
+    ReminderDue(ReminderDue),
     #[serde(rename = "market.deactivated")]
     MarketsDeactivated(MarketIds),
 }
@@ -93,7 +100,8 @@ impl Event {
             | Event::PenaltyRevoked(_)
             | Event::UserBanned(_)
             | Event::MarketsUpserted(_)
-            | Event::MarketsDeactivated(_) => None,
+            | Event::MarketsDeactivated(_)
+            | Event::ReminderDue(_) => None,
         }
     }
 }

@@ -25,11 +25,13 @@ pub mod items;
 pub mod lifecycle;
 pub mod live;
 pub mod markets;
-mod members;
+pub mod members;
+pub mod notifications;
 pub mod outbox;
 pub mod parties;
 pub mod penalties;
 mod query;
+pub mod reminders;
 pub mod rooms;
 pub mod rules;
 #[cfg(feature = "testing")]
@@ -38,6 +40,7 @@ pub mod tokens;
 pub mod topics;
 pub mod transitions;
 pub mod users;
+pub mod wishlists;
 
 pub use clock::Clock;
 pub use db::{Db, Dialect, Tx};

@@ -36,7 +36,7 @@ pub(crate) async fn insert_booking(
 }
 
 /// Ids of the party's current members (leader included).
-pub(crate) async fn member_ids(conn: &mut AnyConnection, party_id: i64) -> Result<Vec<i64>> {
+pub async fn member_ids(conn: &mut AnyConnection, party_id: i64) -> Result<Vec<i64>> {
     let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT user_id FROM bookings WHERE party_id = $1 AND status = '{}' ORDER BY id",
         BookingStatus::Joined

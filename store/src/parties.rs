@@ -137,6 +137,9 @@ pub struct PartyEvent<'a> {
     pub user_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_ids: Option<Vec<i64>>,
+    /// The meet time before an edit that moved it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_meet_at: Option<i64>,
 }
 
 pub(crate) async fn write_event(
@@ -211,6 +214,7 @@ pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, Pa
         party: &party,
         user_id: Some(new.leader_id),
         member_ids: None,
+        previous_meet_at: None,
     };
     write_event(tx.conn(), party_kind::CREATED, &event, now).await?;
     tx.commit().await?;
@@ -253,6 +257,8 @@ pub async fn update_party(
 ) -> Result<Party, PartyError> {
     let patch = &patch.clone().checked(now)?;
     let mut tx = db.begin().await?;
+    // Read first: the event says whether the meet moved, so members are told of that only.
+    let before = get_party_on(tx.conn(), id).await?.map(|p| p.meet_at);
     let updated: Option<Party> = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "UPDATE parties SET title = COALESCE($3, title), description = COALESCE($4, description), \
          meet_at = COALESCE($5, meet_at), version = version + 1, updated_at = $6 \
@@ -276,8 +282,9 @@ pub async fn update_party(
     };
     let event = PartyEvent {
         party: &party,
-        user_id: None,
+        user_id: Some(leader_id),
         member_ids: None,
+        previous_meet_at: before.filter(|t| *t != party.meet_at),
     };
     write_event(tx.conn(), party_kind::UPDATED, &event, now).await?;
     tx.commit().await?;
@@ -334,8 +341,10 @@ pub async fn cancel_party(
     let members = crate::members::member_ids(tx.conn(), id).await?;
     let event = PartyEvent {
         party: &party,
-        user_id: None,
+        // The leader cancelled: they are not told of their own action.
+        user_id: Some(leader_id),
         member_ids: Some(members),
+        previous_meet_at: None,
     };
     write_event(tx.conn(), party_kind::CANCELLED, &event, now).await?;
     tx.commit().await?;

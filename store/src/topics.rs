@@ -23,6 +23,9 @@ pub const MARKETS_TOPIC: &str = "markets";
 /// Topic of what happens to an account (`penalty.*`, `user.*`): penalties and bans.
 pub const USERS_TOPIC: &str = "users";
 
+/// Topic of reminders due before a meet (`reminder.due`); the notifications consumer reads them.
+pub const REMINDERS_TOPIC: &str = "reminders";
+
 /// A waiting room's notices (`queue.{party}`).
 pub fn queue(party_id: i64) -> String {
     format!("queue.{party_id}")
@@ -31,6 +34,12 @@ pub fn queue(party_id: i64) -> String {
 /// Told when a user's sessions end, so their open streams close (`sessions.{user}`).
 pub fn sessions(user_id: i64) -> String {
     format!("sessions.{user_id}")
+}
+
+/// A user's new notifications, each a `notifications::Notification` as JSON
+/// (`notifications.{user}`), published after the write commits, for their open streams.
+pub fn notifications(user_id: i64) -> String {
+    format!("notifications.{user_id}")
 }
 
 /// Event kinds on [`PARTIES_TOPIC`].
@@ -64,4 +73,9 @@ pub mod market_kind {
     pub const UPSERTED: &str = "market.upserted";
     /// Markets that vanished from their source and were marked inactive.
     pub const DEACTIVATED: &str = "market.deactivated";
+}
+
+/// Event kinds on [`REMINDERS_TOPIC`]. The payload is `reminders::ReminderDue`.
+pub mod reminder_kind {
+    pub const DUE: &str = "reminder.due";
 }

@@ -16,6 +16,7 @@ mod ingest_cli;
 mod jobs;
 mod lifecycle;
 mod nearby;
+mod notifications;
 mod parties;
 mod queue;
 mod serve_config;

@@ -1,0 +1,204 @@
+//! The notification inbox: rows in SQL, numbered per user from 1 without gaps (`seq`, which is
+//! also the SSE event id), each written at most once per (user, cause) by its `dedupe` key.
+//!
+//! Notifications are written only by durable consumers and jobs, inside their own transactions:
+//! the counter bump and the row commit together, so a rolled-back write leaves no gap, and the
+//! dedupe check makes a replayed event or a retried job write nothing twice.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, FromRow};
+
+use crate::cursor;
+use crate::db::Db;
+use crate::error::Result;
+
+/// What a notification is about (the `kind` clients switch on).
+pub mod kind {
+    pub const PARTY_CREATED: &str = "party_created";
+    pub const PARTY_CANCELLED: &str = "party_cancelled";
+    pub const PARTY_FULL: &str = "party_full";
+    pub const MEMBER_LEFT: &str = "member_left";
+    pub const PARTY_CHANGED: &str = "party_changed";
+    pub const REMINDER: &str = "reminder";
+    pub const PENALTY: &str = "penalty";
+    pub const BAN: &str = "ban";
+    pub const ALL: [&str; 8] = [
+        PARTY_CREATED,
+        PARTY_CANCELLED,
+        PARTY_FULL,
+        MEMBER_LEFT,
+        PARTY_CHANGED,
+        REMINDER,
+        PENALTY,
+        BAN,
+    ];
+}
+
+/// One notification as stored (and as published on the user's bus topic).
+#[derive(Clone, Debug, FromRow, Serialize, Deserialize, PartialEq)]
+pub struct Notification {
+    pub user_id: i64,
+    pub seq: i64,
+    pub kind: String,
+    pub party_id: Option<i64>,
+    pub title: String,
+    pub body: String,
+    pub created_at: i64,
+    pub read_at: Option<i64>,
+}
+
+const COLUMNS: &str = "user_id, seq, kind, party_id, title, body, created_at, read_at";
+
+/// A notification to write.
+#[derive(Clone, Debug)]
+pub struct NewNotification {
+    pub user_id: i64,
+    pub kind: &'static str,
+    pub party_id: Option<i64>,
+    pub title: String,
+    pub body: String,
+    /// Names the cause: the same (user, dedupe) is written once.
+    pub dedupe: String,
+}
+
+/// Writes `new` on `conn` (the caller's transaction) with the user's next `seq`; `None` when a
+/// notification with its dedupe key exists already.
+pub async fn write(
+    conn: &mut AnyConnection,
+    new: &NewNotification,
+    now: i64,
+) -> Result<Option<Notification>> {
+    let seen: Option<(i64,)> =
+        sqlx::query_as("SELECT seq FROM notifications WHERE user_id = $1 AND dedupe = $2")
+            .bind(new.user_id)
+            .bind(&new.dedupe)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if seen.is_some() {
+        return Ok(None);
+    }
+    // The counter row serialises writers of one user's inbox (PostgreSQL holds its row lock to
+    // the commit), so seqs are given in order and a rollback gives its seq back.
+    let (seq,): (i64,) = sqlx::query_as(
+        "INSERT INTO notification_counters (user_id, last_seq) VALUES ($1, 1) \
+         ON CONFLICT (user_id) DO UPDATE SET last_seq = notification_counters.last_seq + 1 \
+         RETURNING last_seq",
+    )
+    .bind(new.user_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO notifications (user_id, seq, kind, party_id, title, body, dedupe, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+    )))
+    .bind(new.user_id)
+    .bind(seq)
+    .bind(new.kind)
+    .bind(new.party_id)
+    .bind(&new.title)
+    .bind(&new.body)
+    .bind(&new.dedupe)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Some(row))
+}
+
+/// A page of a user's inbox, newest first (`before`: a seq from the cursor), unread ones only
+/// when `unread_only`.
+pub async fn list(
+    db: &Db,
+    user_id: i64,
+    before: Option<i64>,
+    unread_only: bool,
+    limit: usize,
+) -> Result<(Vec<Notification>, Option<String>)> {
+    let unread = if unread_only {
+        " AND read_at IS NULL"
+    } else {
+        ""
+    };
+    let rows: Vec<Notification> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM notifications WHERE user_id = $1 AND seq < $2{unread} \
+         ORDER BY seq DESC LIMIT {}",
+        limit + 1
+    )))
+    .bind(user_id)
+    .bind(before.unwrap_or(i64::MAX))
+    .fetch_all(db.pool())
+    .await?;
+    Ok(cursor::page(rows, limit, |n| n.seq))
+}
+
+/// The user's notifications after `seq`, oldest first, at most `limit` (replay of a stream).
+pub async fn after(db: &Db, user_id: i64, seq: i64, limit: i64) -> Result<Vec<Notification>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM notifications WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    )))
+    .bind(user_id)
+    .bind(seq)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// The user's last seq (0 before the first), and the oldest seq still kept (`None` when none is).
+pub async fn bounds(db: &Db, user_id: i64) -> Result<(i64, Option<i64>)> {
+    let last: Option<(i64,)> =
+        sqlx::query_as("SELECT last_seq FROM notification_counters WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(db.pool())
+            .await?;
+    let (oldest,): (Option<i64>,) =
+        sqlx::query_as("SELECT MIN(seq) FROM notifications WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(db.pool())
+            .await?;
+    Ok((last.map_or(0, |(s,)| s), oldest))
+}
+
+/// How many of the user's notifications are unread.
+pub async fn unread_count(db: &Db, user_id: i64) -> Result<i64> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL")
+            .bind(user_id)
+            .fetch_one(db.pool())
+            .await?;
+    Ok(n)
+}
+
+/// Marks one notification read (a read one keeps its first time); `None` when there is none.
+pub async fn mark_read(db: &Db, user_id: i64, seq: i64, now: i64) -> Result<Option<Notification>> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "UPDATE notifications SET read_at = $3 WHERE user_id = $1 AND seq = $2 AND read_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(seq)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM notifications WHERE user_id = $1 AND seq = $2"
+    )))
+    .bind(user_id)
+    .bind(seq)
+    .fetch_optional(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Marks every unread notification of the user read; returns how many.
+pub async fn mark_all_read(db: &Db, user_id: i64, now: i64) -> Result<u64> {
+    let mut tx = db.begin().await?;
+    let n =
+        sqlx::query("UPDATE notifications SET read_at = $2 WHERE user_id = $1 AND read_at IS NULL")
+            .bind(user_id)
+            .bind(now)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+    tx.commit().await?;
+    Ok(n)
+}
