@@ -109,6 +109,7 @@ pub async fn join_party(
         party: &party,
         user_id: Some(user_id),
         member_ids: None,
+        meet_moved_from: None,
     };
     write_event(tx.conn(), party_kind::JOINED, &event, now).await?;
     if party.status == PartyStatus::Full {
@@ -172,6 +173,7 @@ pub async fn leave_party(
         party: &party,
         user_id: Some(user_id),
         member_ids: None,
+        meet_moved_from: None,
     };
     write_event(tx.conn(), party_kind::LEFT, &event, now).await?;
     // A party is full exactly when joined == capacity, so it reopened iff it was at capacity.

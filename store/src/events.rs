@@ -32,6 +32,9 @@ pub struct PartyChange {
     /// The members at a cancellation (to tell them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_ids: Option<Vec<i64>>,
+    /// The meet time before an edit that moved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meet_moved_from: Option<i64>,
 }
 
 /// Every event the outbox carries, by kind.

@@ -137,6 +137,9 @@ pub struct PartyEvent<'a> {
     pub user_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_ids: Option<Vec<i64>>,
+    /// The meet time before an edit that moved it (so chat can say so).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meet_moved_from: Option<i64>,
 }
 
 pub(crate) async fn write_event(
@@ -211,6 +214,7 @@ pub async fn create_party(db: &Db, new: &NewParty, now: i64) -> Result<Party, Pa
         party: &party,
         user_id: Some(new.leader_id),
         member_ids: None,
+        meet_moved_from: None,
     };
     write_event(tx.conn(), party_kind::CREATED, &event, now).await?;
     tx.commit().await?;
@@ -253,6 +257,12 @@ pub async fn update_party(
 ) -> Result<Party, PartyError> {
     let patch = &patch.clone().checked(now)?;
     let mut tx = db.begin().await?;
+    // Read in the write transaction (SQLite has one writer; on PostgreSQL the update below waits
+    // for a concurrent edit, which at worst names a slightly older time as the one moved from).
+    let before: Option<(i64,)> = sqlx::query_as("SELECT meet_at FROM parties WHERE id = $1")
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?;
     let updated: Option<Party> = sqlx::query_as(sqlx::AssertSqlSafe(&*format!(
         "UPDATE parties SET title = COALESCE($3, title), description = COALESCE($4, description), \
          meet_at = COALESCE($5, meet_at), version = version + 1, updated_at = $6 \
@@ -274,10 +284,12 @@ pub async fn update_party(
             patch.meet_at.is_some_and(|t| t < p.deadline_at)
         }));
     };
+    let meet_moved_from = before.map(|(at,)| at).filter(|at| *at != party.meet_at);
     let event = PartyEvent {
         party: &party,
         user_id: None,
         member_ids: None,
+        meet_moved_from,
     };
     write_event(tx.conn(), party_kind::UPDATED, &event, now).await?;
     tx.commit().await?;
@@ -336,6 +348,7 @@ pub async fn cancel_party(
         party: &party,
         user_id: None,
         member_ids: Some(members),
+        meet_moved_from: None,
     };
     write_event(tx.conn(), party_kind::CANCELLED, &event, now).await?;
     tx.commit().await?;

@@ -60,6 +60,7 @@ pub async fn close_at_deadline(db: &Db, party_id: i64, now: i64) -> Result<Step>
             party: &party,
             user_id: None,
             member_ids: Some(members),
+            meet_moved_from: None,
         };
         write_event(tx.conn(), party_kind::CANCELLED, &event, now).await?;
     } else {
@@ -67,6 +68,7 @@ pub async fn close_at_deadline(db: &Db, party_id: i64, now: i64) -> Result<Step>
             party: &party,
             user_id: None,
             member_ids: None,
+            meet_moved_from: None,
         };
         write_event(tx.conn(), party_kind::CLOSED, &event, now).await?;
     }
@@ -100,6 +102,7 @@ pub async fn complete_after_meet(
         party: &party,
         user_id: None,
         member_ids: None,
+        meet_moved_from: None,
     };
     write_event(tx.conn(), party_kind::COMPLETED, &event, now).await?;
     tx.commit().await?;
