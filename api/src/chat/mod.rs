@@ -135,11 +135,15 @@ async fn open_chat_socket(
         .subscribe(&crate::streams::session_topic(user.id))
         .await?;
     let sub = state.live.bus.subscribe(&store::topics::chat(id)).await?;
+    let since_seq = match q.since_seq {
+        Some(since) => since,
+        None => chat::latest_seq(&state.db, id).await?,
+    };
     let session = socket::Session {
         state,
         party_id: id,
         user_id: user.id,
-        since_seq: q.since_seq,
+        since_seq,
         sub,
         sessions,
         slot,

@@ -50,7 +50,10 @@ pub struct Session {
     pub state: AppState,
     pub party_id: i64,
     pub user_id: i64,
-    pub since_seq: Option<i64>,
+    /// Where the replay starts: the client's `since_seq`, or the latest seq read at the handshake
+    /// (after subscribing) for a live-only client, so a message committed once the handshake is
+    /// answered is never missed.
+    pub since_seq: i64,
     /// Subscribed before the handshake answered, so nothing published since is missed.
     pub sub: Subscription,
     pub sessions: Subscription,
@@ -177,20 +180,10 @@ fn internal(err: impl std::fmt::Display) -> End {
 }
 
 impl Live {
-    /// First frames: the replay after `since_seq` (or a reset), or nothing for a live-only client.
-    async fn start(&mut self, since_seq: Option<i64>) -> Result<(), End> {
-        match since_seq {
-            Some(since) => {
-                self.last_sent = since;
-                self.catch_up().await
-            }
-            None => {
-                self.last_sent = chat::latest_seq(&self.state.db, self.party_id)
-                    .await
-                    .map_err(internal)?;
-                Ok(())
-            }
-        }
+    /// First frames: the replay after `since_seq` (or a reset).
+    async fn start(&mut self, since_seq: i64) -> Result<(), End> {
+        self.last_sent = since_seq;
+        self.catch_up().await
     }
 
     /// Sends every stored message after `last_sent`, or `reset` when there are too many.

@@ -457,3 +457,39 @@ async fn a_member_who_leaves_gets_a_system_message_and_a_close_frame(app: TestAp
     let _second = other_instance(&app).await;
     assert_eq!(system_messages(&app, party).await, 2);
 }
+
+/// Test settings allowing three messages per window.
+fn limited() -> api::state::Settings {
+    let mut settings = crate::common::test_settings();
+    settings.chat.send_limit = 3;
+    settings.chat.send_window = Duration::from_secs(3_600);
+    settings
+}
+
+on_both_backends!(with super::limited() => a_sender_past_the_rate_limit_gets_an_error_frame_and_stays_connected);
+
+async fn a_sender_past_the_rate_limit_gets_an_error_frame_and_stays_connected(app: TestApp) {
+    let (party, leader, _bob) = room(&app).await;
+    let mut a = connect(&app, &leader, party, None).await;
+    for i in 0..3 {
+        send(&mut a, &format!("r{i}"), "hi").await;
+        assert_eq!(next(&mut a).await["type"], "message");
+    }
+    send(&mut a, "r3", "one too many").await;
+    let err = next(&mut a).await;
+    assert_eq!(
+        (err["type"].as_str(), err["code"].as_str()),
+        (Some("error"), Some("rate_limited"))
+    );
+    // Still open: a read frame is accepted and the cursor moves.
+    a.send(WsMessage::Text(
+        json!({"type": "read", "seq": 1}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    a.send(WsMessage::Text(json!({"type": "shout"}).to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut a).await["code"], "unknown_type");
+    assert_eq!(user_messages(&app, party).await, 3);
+}
