@@ -165,6 +165,16 @@ async fn write(
         }
     };
     if let Some(end) = end {
+        // What was queued before the end goes first (the `cancelled` message before the close
+        // that it explains), bounded in time like the close itself.
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Ok(msg) = queue.try_recv() {
+                if sink.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
         let frame = CloseFrame {
             code: end.code,
             reason: end.reason.into(),

@@ -493,3 +493,38 @@ async fn a_sender_past_the_rate_limit_gets_an_error_frame_and_stays_connected(ap
     assert_eq!(next(&mut a).await["code"], "unknown_type");
     assert_eq!(user_messages(&app, party).await, 3);
 }
+
+on_both_backends!(a_cancelled_party_says_so_in_the_chat_and_closes_the_sockets);
+
+async fn a_cancelled_party_says_so_in_the_chat_and_closes_the_sockets(app: TestApp) {
+    let (party, leader, bob) = room(&app).await;
+    let mut b = connect(&app, &bob, party, None).await;
+    let res = app
+        .post(
+            &leader,
+            &format!("/api/v1/parties/{party}/cancel"),
+            &json!({"reason": "rain"}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let m = next(&mut b).await;
+    assert_eq!(
+        (m["kind"].as_str(), m["event"].as_str()),
+        (Some("system"), Some("cancelled"))
+    );
+    assert!(m["text"].as_str().unwrap().contains("rain"), "{m}");
+    assert_eq!(closed(&mut b).await, (1008, "party_cancelled".to_owned()));
+    // The room is closed to live talk, its history stays readable.
+    let t = ticket(&app, &bob).await;
+    assert_eq!(
+        refused(ws_url(&app, party, &t, None)).await,
+        (409, "party_cancelled".into())
+    );
+    let res = app
+        .get(
+            Some(&bob),
+            &format!("/api/v1/parties/{party}/chat/messages"),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+}
