@@ -253,6 +253,35 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub nightly: NightlyArgs,
+
+    #[command(flatten)]
+    pub chat: ChatArgs,
+}
+
+/// Party chat over WebSocket.
+#[derive(Args, Debug, Clone)]
+pub struct ChatArgs {
+    /// Chat: messages a reconnecting socket is replayed at most; past it the server sends `reset`
+    /// and the client pages the history instead.
+    #[arg(long, env = "GONGGU_CHAT_MAX_REPLAY", default_value_t = defaults::CHAT_MAX_REPLAY,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub chat_max_replay: u32,
+
+    /// Chat: messages a user may send per window (all rooms together); more get an error frame.
+    #[arg(long, env = "GONGGU_CHAT_SEND_LIMIT", default_value_t = defaults::CHAT_SEND_LIMIT,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub chat_send_limit: u64,
+
+    /// Chat: the send limit's window, in seconds.
+    #[arg(long, env = "GONGGU_CHAT_SEND_WINDOW_SECS", default_value_t = defaults::CHAT_SEND_WINDOW_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub chat_send_window_secs: u64,
+
+    /// Chat: frames queued for one socket at most; a client that falls this far behind is
+    /// disconnected (`too_slow`) and reconnects with `since_seq`.
+    #[arg(long, env = "GONGGU_CHAT_SEND_QUEUE", default_value_t = defaults::CHAT_SEND_QUEUE,
+          value_parser = clap::value_parser!(u32).range(2..=65_536))]
+    pub chat_send_queue: u32,
 }
 
 /// The party lifecycle after the deadline: completion, attendance and penalties (`serve` and
@@ -452,6 +481,10 @@ pub enum Access {
 
 /// Defaults of the settings, read by clap and by `Settings::default` alike.
 pub mod defaults {
+    pub const CHAT_MAX_REPLAY: u32 = 1_000;
+    pub const CHAT_SEND_LIMIT: u64 = 20;
+    pub const CHAT_SEND_WINDOW_SECS: u64 = 10;
+    pub const CHAT_SEND_QUEUE: u32 = 256;
     pub const ACCESS_TTL_SECS: u64 = 900;
     pub const REFRESH_TTL_SECS: u64 = 30 * 24 * 3600;
     pub const SEARCH_CACHE_TTL_SECS: u64 = 600;

@@ -20,8 +20,8 @@ use crate::limits::{self, REQUEST_ID};
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
 use crate::{
-    admin, auth, health, idempotency, ingest_runs, items, markets, nearby, notifications, parties,
-    penalties, queue,
+    admin, auth, chat, health, idempotency, ingest_runs, items, markets, nearby, notifications,
+    parties, penalties, queue,
 };
 
 /// The `/api/v1` routes and the OpenAPI document describing them.
@@ -36,6 +36,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(admin::router())
         .merge(nearby::router())
         .merge(queue::router())
+        .merge(chat::router())
         .merge(ingest_runs::router());
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -22,7 +22,7 @@ use crate::error::Problem;
             Times are RFC 3339 with an offset, shown in Asia/Seoul. State-changing POSTs accept an `Idempotency-Key` header."
     ),
     modifiers(&BearerAuth),
-    components(schemas(Problem)),
+    components(schemas(Problem, crate::chat::frames::ClientFrame, crate::chat::frames::ServerFrame)),
     tags(
         (name = "auth", description = "Accounts and sessions"),
         (name = "markets", description = "Markets where parties meet"),
@@ -30,6 +30,7 @@ use crate::error::Problem;
         (name = "parties", description = "Group buys"),
         (name = "bookings", description = "Seats in parties"),
         (name = "queue", description = "Waiting rooms in front of hot parties"),
+        (name = "chat", description = "Party chat: a WebSocket per member, history, read cursors"),
         (name = "ingest", description = "Runs of the nightly public-data import"),
         (name = "admin", description = "Operators: background jobs"),
         (name = "notifications", description = "Wishlists, the inbox and its live stream"),

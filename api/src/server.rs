@@ -48,6 +48,7 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
     let nearby_state = state.clone();
     let relay_state = state.clone();
     let admitter_state = state.clone();
+    let chat_state = state.clone();
     let mut tasks = vec![
         supervise(
             "nearby index",
@@ -102,6 +103,16 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
             stop.clone(),
             state.metrics.clone(),
             move |stop| crate::queue::admitter::run(admitter_state.clone(), stop),
+        ),
+        // On every instance, whatever runs the jobs: the consumer's position makes each event
+        // one system message however many run it.
+        supervise(
+            "chat consumer",
+            stop.clone(),
+            state.metrics.clone(),
+            move |stop| {
+                crate::chat::system::run(chat_state.clone(), Duration::from_millis(500), stop)
+            },
         ),
     ];
     if state.settings.jobs.run_workers {

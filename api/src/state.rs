@@ -41,6 +41,40 @@ pub struct Settings {
     pub queue: QueueSettings,
     pub lifecycle: LifecycleSettings,
     pub jobs: JobSettings,
+    pub chat: ChatSettings,
+}
+
+/// Party chat tunables (see `gonggu serve --help`).
+#[derive(Clone, Debug)]
+pub struct ChatSettings {
+    /// Messages replayed to a reconnecting socket at most; past it, `reset`.
+    pub max_replay: i64,
+    pub send_limit: u64,
+    pub send_window: Duration,
+    /// Frames queued for one socket at most before it is disconnected as too slow.
+    pub send_queue: usize,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self {
+            max_replay: i64::from(defaults::CHAT_MAX_REPLAY),
+            send_limit: defaults::CHAT_SEND_LIMIT,
+            send_window: Duration::from_secs(defaults::CHAT_SEND_WINDOW_SECS),
+            send_queue: defaults::CHAT_SEND_QUEUE as usize,
+        }
+    }
+}
+
+impl ChatSettings {
+    pub fn from_args(args: &crate::config::ChatArgs) -> Self {
+        Self {
+            max_replay: i64::from(args.chat_max_replay),
+            send_limit: args.chat_send_limit,
+            send_window: Duration::from_secs(args.chat_send_window_secs),
+            send_queue: args.chat_send_queue as usize,
+        }
+    }
 }
 
 /// Background jobs in this process.
@@ -183,6 +217,7 @@ impl Default for Settings {
             queue: QueueSettings::default(),
             lifecycle: LifecycleSettings::default(),
             jobs: JobSettings::default(),
+            chat: ChatSettings::default(),
         }
     }
 }
@@ -271,6 +306,7 @@ impl Settings {
                 ..JobSettings::default()
             },
             lifecycle: LifecycleSettings::from_args(&args.lifecycle),
+            chat: ChatSettings::from_args(&args.chat),
         })
     }
 }

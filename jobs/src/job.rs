@@ -62,6 +62,9 @@ impl Job {
         match *self {
             Job::Close { deadline_at, .. } => Some(deadline_at),
             Job::Complete { meet_at, .. } => Some(meet_at.saturating_add(complete_after_meet_ms)),
+            Job::Remind {
+                meet_at, ref lead, ..
+            } => store::reminders::Lead::parse(lead).map(|lead| meet_at - lead.ms()),
             Job::SettlePenalty { .. }
             | Job::Ingest { .. }
             | Job::Housekeeping { .. }

@@ -13,6 +13,7 @@
 pub mod attendance;
 pub mod bookings;
 pub mod catalog;
+pub mod chat;
 pub mod clock;
 pub mod consumers;
 pub mod cursor;

@@ -31,6 +31,11 @@ pub fn queue(party_id: i64) -> String {
     format!("queue.{party_id}")
 }
 
+/// A party's chat: new messages and typing notices (`chat.{party}`).
+pub fn chat(party_id: i64) -> String {
+    format!("chat.{party_id}")
+}
+
 /// Told when a user's sessions end, so their open streams close (`sessions.{user}`).
 pub fn sessions(user_id: i64) -> String {
     format!("sessions.{user_id}")

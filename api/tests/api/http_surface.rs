@@ -164,6 +164,10 @@ async fn the_openapi_document_lists_every_route_and_the_problem_schema(app: Test
         ("/api/v1/parties/{id}/queue/open", "post"),
         ("/api/v1/parties/{id}/queue/pause", "post"),
         ("/api/v1/parties/{id}/queue/resume", "post"),
+        ("/api/v1/parties/{id}/chat/ws", "get"),
+        ("/api/v1/parties/{id}/chat/messages", "get"),
+        ("/api/v1/parties/{id}/chat/read", "post"),
+        ("/api/v1/me/chats", "get"),
     ]
     .iter()
     .map(|(p, m)| ((*p).to_owned(), (*m).to_owned()))

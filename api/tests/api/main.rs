@@ -9,6 +9,7 @@ mod attendance;
 mod auth;
 mod booking;
 mod catalog;
+mod chat;
 mod hardening;
 mod http_surface;
 mod ingest;
