@@ -107,6 +107,12 @@ async fn open_chat_socket(
     Query(q): Query<SocketQuery>,
     user: StreamUser,
 ) -> ApiResult<Response> {
+    if q.since_seq.is_some_and(|s| s < 0) {
+        return Err(ApiError::invalid(
+            "since_seq",
+            "since_seq must be 0 or more",
+        ));
+    }
     // Checked before the ticket is used up: a plain GET does not cost the client its ticket.
     let ws = ws.map_err(|_| {
         ApiError::new(
@@ -115,12 +121,6 @@ async fn open_chat_socket(
             "this endpoint is a WebSocket: send an upgrade handshake",
         )
     })?;
-    if q.since_seq.is_some_and(|s| s < 0) {
-        return Err(ApiError::invalid(
-            "since_seq",
-            "since_seq must be 0 or more",
-        ));
-    }
     let access = chat::access(&state.db, id, user.id).await?;
     if access != Access::Member {
         return Err(refuse(access));

@@ -22,7 +22,7 @@ use utoipa::IntoParams;
 
 use super::NotificationView;
 use crate::auth::StreamUser;
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::Query;
 use crate::state::AppState;
 use crate::streams::StreamSlot;
@@ -42,6 +42,38 @@ pub struct StreamQuery {
     ticket: Option<String>,
 }
 
+/// One event of the notification stream, for the OpenAPI document (OpenAPI 3.1 reads an event
+/// stream's schema as that of each event): its name, its id (the notification's `seq`, or my last
+/// seq for `reset`) and its data as JSON. Never built: only its schema is used.
+pub enum NotificationEvent {}
+
+impl utoipa::PartialSchema for NotificationEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let name = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["notification", "reset", "ended"]));
+        let id = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("The notification's seq (for reset: my last seq)"));
+        let data = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type("application/json")
+            .description(Some(
+                "A NotificationView as JSON; `{\"last_seq\"}` for reset; `{}` for ended",
+            ));
+        ObjectBuilder::new()
+            .property("event", name)
+            .property("id", id)
+            .property("data", data)
+            .required("event")
+            .required("data")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for NotificationEvent {}
+
 /// Follow my notifications over Server-Sent Events: `notification` events (`id` is the
 /// notification's `seq`, data a NotificationView) for every notification after `Last-Event-ID`
 /// (header, or `last_event_id`), then live ones; `reset` when the id cannot be replayed from
@@ -50,7 +82,8 @@ pub struct StreamQuery {
 #[utoipa::path(get, path = "/me/notifications/stream", tag = "notifications", security(("bearer" = [])),
     params(StreamQuery),
     responses(
-        (status = 200, description = "An event stream of notifications", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An event stream of notifications", content_type = "text/event-stream", body = NotificationEvent),
+        (status = 422, description = "`validation_failed` (`last_event_id`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`, `invalid_ticket`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_streams`", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -60,6 +93,12 @@ pub(super) async fn stream_my_notifications(
     Query(q): Query<StreamQuery>,
     user: StreamUser,
 ) -> ApiResult<impl IntoResponse> {
+    if q.last_event_id.is_some_and(|id| id < 0) {
+        return Err(ApiError::invalid(
+            "last_event_id",
+            "last_event_id must be 0 or more",
+        ));
+    }
     let slot = state
         .streams
         .acquire(user.id, state.settings.max_streams_per_user)?;
