@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 
-use store::live::Bus;
+use store::live::{Bus, Subscription};
 
 use crate::error::ApiError;
 
@@ -68,6 +68,19 @@ impl Drop for StreamSlot {
 
 /// The bus topic told when a user's sessions end.
 pub use store::topics::sessions as session_topic;
+
+/// Opens a stream of `user_id`: takes one of their slots (429 past `max`) and subscribes to their
+/// session topic, so the stream ends when their sessions do (logout, a revoked family).
+pub async fn open(
+    counts: &Arc<StreamCounts>,
+    bus: &dyn Bus,
+    user_id: i64,
+    max: usize,
+) -> Result<(StreamSlot, Subscription), ApiError> {
+    let slot = counts.acquire(user_id, max)?;
+    let sessions = bus.subscribe(&session_topic(user_id)).await?;
+    Ok((slot, sessions))
+}
 
 /// Tells every instance that `user_id`'s sessions ended, so their open streams close.
 pub async fn end_streams(bus: &dyn Bus, user_id: i64) {

@@ -125,15 +125,14 @@ async fn open_chat_socket(
     if access != Access::Member {
         return Err(refuse(access));
     }
-    let slot = state
-        .streams
-        .acquire(user.id, state.settings.max_streams_per_user)?;
     // Subscribed before the session reads SQL, so nothing committed in between is missed.
-    let sessions = state
-        .live
-        .bus
-        .subscribe(&crate::streams::session_topic(user.id))
-        .await?;
+    let (slot, sessions) = crate::streams::open(
+        &state.streams,
+        state.live.bus.as_ref(),
+        user.id,
+        state.settings.max_streams_per_user,
+    )
+    .await?;
     let sub = state.live.bus.subscribe(&store::topics::chat(id)).await?;
     let since_seq = match q.since_seq {
         Some(since) => since,

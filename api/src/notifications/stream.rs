@@ -99,14 +99,13 @@ pub(super) async fn stream_my_notifications(
             "last_event_id must be 0 or more",
         ));
     }
-    let slot = state
-        .streams
-        .acquire(user.id, state.settings.max_streams_per_user)?;
-    let sessions = state
-        .live
-        .bus
-        .subscribe(&crate::streams::session_topic(user.id))
-        .await?;
+    let (slot, sessions) = crate::streams::open(
+        &state.streams,
+        state.live.bus.as_ref(),
+        user.id,
+        state.settings.max_streams_per_user,
+    )
+    .await?;
     // Subscribed before SQL is read: whatever commits after the read arrives here.
     let live = state
         .live

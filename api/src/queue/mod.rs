@@ -181,14 +181,13 @@ async fn follow_my_queue_status(
     Path(id): Path<i64>,
     user: crate::auth::StreamUser,
 ) -> ApiResult<impl IntoResponse> {
-    let slot = state
-        .streams
-        .acquire(user.id, state.settings.max_streams_per_user)?;
-    let sessions = state
-        .live
-        .bus
-        .subscribe(&crate::streams::session_topic(user.id))
-        .await?;
+    let (slot, sessions) = crate::streams::open(
+        &state.streams,
+        state.live.bus.as_ref(),
+        user.id,
+        state.settings.max_streams_per_user,
+    )
+    .await?;
     let sub = state.live.bus.subscribe(&room::topic(id)).await?;
     let room = room_or_off(&state.db, id).await?;
     let rate = rate_per_min(state.live.cache.as_ref(), &room).await;

@@ -3,12 +3,11 @@
 //! moved twice leaves one completion job, and `/readyz` reports the worker. Time is the app's
 //! clock, moved by the test; the test then waits for the effect (polling), never for a due time.
 
-use std::future::Future;
 use std::time::Duration;
 
 use crate::common;
 
-use common::{TestApp, TestUser};
+use common::{eventually, join, time_of, TestApp, TestUser};
 use futures::future::join_all;
 use serde_json::{json, Value};
 
@@ -78,25 +77,6 @@ fn nightly_settings() -> api::state::Settings {
 
 const HOUR: i64 = 3_600_000;
 
-/// Polls `check` until it returns `Some`, for at most 20 s.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never happened: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn party_json(app: &TestApp, id: i64) -> Value {
     app.get(None, &format!("/api/v1/parties/{id}"))
         .await
@@ -111,23 +91,6 @@ async fn status_becomes(app: &TestApp, id: i64, status: &str) -> Value {
         (party["status"] == status).then_some(party)
     })
     .await
-}
-
-async fn join(app: &TestApp, user: &TestUser, id: i64) {
-    let res = app
-        .post(
-            user,
-            &format!("/api/v1/parties/{id}/bookings"),
-            &json!(null),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-}
-
-fn time_of(party: &Value, field: &str) -> i64 {
-    api::time::Timestamp::parse(party[field].as_str().unwrap())
-        .unwrap()
-        .0
 }
 
 /// A party with a leader and one member, closed by the jobs once its deadline passed.

@@ -2,12 +2,11 @@
 //! SSE stream with replay (across instances on PostgreSQL + Redis), and reminders before the meet
 //! under the app's clock. Tests wait for effects by polling, never for a due time.
 
-use std::future::Future;
 use std::time::Duration;
 
 use crate::common;
 
-use common::{assert_problem, TestApp, TestUser};
+use common::{assert_problem, eventually, join, time_of, TestApp, TestUser};
 use serde_json::{json, Value};
 
 on_both_backends!(with crate::common::jobs_settings() =>
@@ -26,25 +25,6 @@ const HOUR: i64 = 3_600_000;
 /// Where `TestApp::market_at` parties meet in these tests.
 const LAT: f64 = 37.5558;
 const LNG: f64 = 126.9063;
-
-/// Polls `check` until it returns `Some`, for at most 20 s.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never happened: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn inbox(app: &TestApp, user: &TestUser, query: &str) -> Value {
     let res = app
@@ -98,17 +78,6 @@ async fn create_party(
     res.json().await.unwrap()
 }
 
-async fn join(app: &TestApp, user: &TestUser, id: i64) {
-    let res = app
-        .post(
-            user,
-            &format!("/api/v1/parties/{id}/bookings"),
-            &json!(null),
-        )
-        .await;
-    assert_eq!(res.status(), 201, "join");
-}
-
 async fn move_meet(app: &TestApp, leader: &TestUser, id: i64, meet_at: i64) {
     let res = app
         .patch(
@@ -118,12 +87,6 @@ async fn move_meet(app: &TestApp, leader: &TestUser, id: i64, meet_at: i64) {
         )
         .await;
     assert_eq!(res.status(), 200, "move the meet");
-}
-
-fn time_of(value: &Value, field: &str) -> i64 {
-    api::time::Timestamp::parse(value[field].as_str().unwrap())
-        .unwrap()
-        .0
 }
 
 fn ring(points: &[(f64, f64)]) -> Value {

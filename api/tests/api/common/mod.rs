@@ -441,3 +441,45 @@ pub fn ids(page: &Value) -> Vec<i64> {
         .map(|p| p["id"].as_i64().unwrap())
         .collect()
 }
+
+/// Polls `check` until it returns `Some`, for at most 20 s: for effects that happen in the
+/// background (jobs, consumers), waited for rather than assumed.
+#[allow(dead_code)] // not every test module uses every helper
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `user` books a seat in party `id` (201, or the test fails).
+#[allow(dead_code)] // not every test module uses every helper
+pub async fn join(app: &TestApp, user: &TestUser, id: i64) {
+    let res = app
+        .post(
+            user,
+            &format!("/api/v1/parties/{id}/bookings"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "join");
+}
+
+/// A time field of a JSON response, in epoch milliseconds.
+#[allow(dead_code)] // not every test module uses every helper
+pub fn time_of(value: &Value, field: &str) -> i64 {
+    api::time::Timestamp::parse(value[field].as_str().unwrap())
+        .unwrap()
+        .0
+}
