@@ -18,6 +18,10 @@
 //!   consumer reads only rows whose transaction is older than every transaction still running
 //!   (`pg_snapshot_xmin`), in `(tx, id)` order: no row can appear behind its position later. On
 //!   SQLite writers take turns, ids follow commit order and `tx` is 0.
+//! - **Where a new consumer starts.** A consumer with no position starts at the oldest event kept.
+//!   One added to a running deployment must not act on a week of old events (tell users of old
+//!   parties), so it comes with a migration that sets its position to the current end
+//!   (`0010_consumers_start_at_end.sql` does it for `notifications` and `chat`).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -116,6 +116,17 @@ impl Db {
         Ok(())
     }
 
+    /// Applies the migrations up to `version` only: an older release's schema, for tests of what
+    /// an upgrade does to existing data.
+    pub async fn migrate_to(&self, version: i64) -> Result<()> {
+        let migrator = match self.inner.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run_to(version, &self.inner.pool).await?;
+        Ok(())
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.inner.pool
     }
