@@ -144,6 +144,17 @@ fn keyword_key(k: &str) -> String {
     format!("k:{}", k.chars().take(2).collect::<String>())
 }
 
+/// The `match_key` a wishlist is found by when a party is created (areas have none: they are
+/// found by their cells).
+pub fn match_key(wish: &Wish) -> Option<String> {
+    match wish {
+        Wish::Market(id) => Some(format!("m:{id}")),
+        Wish::Item(id) => Some(format!("i:{id}")),
+        Wish::Keyword(k) => Some(keyword_key(k)),
+        Wish::Area(_) => None,
+    }
+}
+
 /// Stores a wishlist for `user_id`.
 pub async fn create(
     db: &Db,
@@ -172,36 +183,29 @@ pub async fn create(
     if count >= MAX_PER_USER {
         return Err(WishlistError::TooMany);
     }
-    let (kind, market_id, item_id, word, area, key) = match wish {
+    let key = match_key(wish);
+    let (kind, market_id, item_id, word, area) = match wish {
         Wish::Market(id) => {
             crate::markets::get_market_on(tx.conn(), *id)
                 .await?
                 .ok_or(WishlistError::MarketNotFound)?;
-            (
-                "market",
-                Some(*id),
-                None,
-                None,
-                None,
-                Some(format!("m:{id}")),
-            )
+            ("market", Some(*id), None, None, None)
         }
         Wish::Item(id) => {
             crate::items::get_item_on(tx.conn(), *id)
                 .await?
                 .ok_or(WishlistError::ItemNotFound)?;
-            ("item", None, Some(*id), None, None, Some(format!("i:{id}")))
+            ("item", None, Some(*id), None, None)
         }
         Wish::Keyword(k) => {
             if keywords >= MAX_KEYWORDS {
                 return Err(WishlistError::TooManyKeywords);
             }
-            let key = keyword_key(k);
-            ("keyword", None, None, Some(k.clone()), None, Some(key))
+            ("keyword", None, None, Some(k.clone()), None)
         }
         Wish::Area(shape) => {
             let json = serde_json::to_string(shape).map_err(|e| Error::Corrupt(e.to_string()))?;
-            ("area", None, None, None, Some(json), None)
+            ("area", None, None, None, Some(json))
         }
     };
     let row: Wishlist = sqlx::query_as(sqlx::AssertSqlSafe(format!(

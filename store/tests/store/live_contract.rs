@@ -281,6 +281,34 @@ async fn a_memory_subscriber_that_falls_behind_is_told_of_the_gap() {
     assert_eq!(recv(&mut sub).await, BusMessage::Gap);
 }
 
+/// Per-user topics keep a small buffer (one is held for every connected user), shared topics a
+/// large one: 100 messages overflow a user's notifications topic but not the parties topic.
+#[tokio::test]
+async fn per_user_topics_buffer_less_than_shared_ones() {
+    let live = Live::memory();
+    let user_topic = store::topics::notifications(7);
+    let mut mine = live.bus.subscribe(&user_topic).await.unwrap();
+    let mut parties = live.bus.subscribe("parties").await.unwrap();
+    for i in 0..100 {
+        let payload = format!("{i}");
+        live.bus
+            .publish(&user_topic, payload.as_bytes())
+            .await
+            .unwrap();
+        live.bus
+            .publish("parties", payload.as_bytes())
+            .await
+            .unwrap();
+    }
+    assert_eq!(recv(&mut mine).await, BusMessage::Gap);
+    for i in 0..100 {
+        assert_eq!(
+            recv(&mut parties).await,
+            BusMessage::Payload(Bytes::from(format!("{i}")))
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_messages_reach_subscribers_of_another_instance() {
     let Some(url) = redis_url() else { return };
