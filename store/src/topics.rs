@@ -47,22 +47,6 @@ pub fn notifications(user_id: i64) -> String {
     format!("notifications.{user_id}")
 }
 
-/// How many messages a subscriber of `topic` in this process may fall behind by before it is told
-/// it missed some (and resyncs from SQL). The buffer is allocated whole for every topic with a
-/// subscriber, so the per-user topics, one for each open stream or socket, keep theirs small:
-/// at 1,024 slots a `sessions` topic held 64 KiB for every connected user.
-pub fn local_buffer(topic: &str) -> usize {
-    match topic.split_once('.').map(|(kind, _)| kind) {
-        // One message ends every session of the user.
-        Some("sessions") => 4,
-        // A few a day per user; a burst past it is read from the inbox.
-        Some("notifications") => 32,
-        // A party's messages and typing notices; shared by the party's sockets.
-        Some("chat") => 256,
-        _ => 1024,
-    }
-}
-
 /// Event kinds on [`PARTIES_TOPIC`].
 pub mod party_kind {
     pub const CREATED: &str = "party.created";

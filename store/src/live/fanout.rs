@@ -1,6 +1,4 @@
-//! Local fan-out of bus messages to the subscribers of this process, one broadcast channel per topic,
-//! its size by the topic's kind (`topics::local_buffer`): a subscriber that falls behind by more is
-//! told it missed some ([`BusMessage::Gap`]).
+//! Local fan-out of bus messages to the subscribers of this process, one broadcast channel per topic.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,6 +7,9 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::{BusMessage, Subscription};
+
+/// Messages a slow subscriber may fall behind by before it is told it missed some ([`BusMessage::Gap`]).
+const TOPIC_CAPACITY: usize = 1024;
 
 /// Topic name → broadcast sender. Topics without subscribers are dropped as they are noticed.
 #[derive(Default)]
@@ -21,7 +22,7 @@ impl Fanout {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         let sender = topics
             .entry(topic.to_owned())
-            .or_insert_with(|| broadcast::channel(crate::topics::local_buffer(topic)).0);
+            .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0);
         Subscription::new(sender.subscribe())
     }
 
