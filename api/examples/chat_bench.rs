@@ -86,7 +86,6 @@ fn spawn_server(
     cmd.arg("serve")
         .env("GONGGU_LISTEN", format!("127.0.0.1:{port}"))
         .env("GONGGU_DATA_DIR", data_dir)
-        .env("DATABASE_URL", db_url)
         .env("GONGGU_JWT_SECRET", SECRET)
         .env("GONGGU_NO_DEMO", "true")
         .env("GONGGU_MAX_CONNECTIONS", (sockets + 256).to_string())
@@ -94,8 +93,12 @@ fn spawn_server(
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    // The embedded default keeps its SQLite files under the data folder; scale-out names its
+    // database.
     if let Some((url, prefix)) = redis {
-        cmd.env("REDIS_URL", url).env("GONGGU_REDIS_PREFIX", prefix);
+        cmd.env("DATABASE_URL", db_url)
+            .env("REDIS_URL", url)
+            .env("GONGGU_REDIS_PREFIX", prefix);
     }
     Ok((cmd.spawn().with_context(|| format!("start {bin}"))?, port))
 }
@@ -116,7 +119,7 @@ async fn wait_ready(client: &reqwest::Client, port: u16) -> Result<()> {
     bail!("the server on port {port} never became ready")
 }
 
-/// One member: user id, token, party, the port of the instance it talks to.
+/// One member: token, party, and the port of the instance it talks to.
 #[derive(Clone)]
 struct Member {
     token: String,
@@ -171,59 +174,35 @@ async fn seed(db: &Db, client: &reqwest::Client, ports: &[u16], n: usize) -> Res
     let mut members = Vec::with_capacity(n);
     let base = format!("http://127.0.0.1:{}", ports[0]);
     for p in 0..n.div_ceil(PARTY_SIZE) {
-        let mut party = None;
+        let mut party = 0;
         for m in 0..PARTY_SIZE.min(n - p * PARTY_SIZE) {
             let email = format!("bench-{p}-{m}-{now}@bench.gonggu.kr");
             let user = store::users::insert_user(db, &email, "x", "bench", clock.now_ms()).await?;
             let token = keys.issue(user.id, clock.now_ms())?;
-            let res = match party {
-                None => {
-                    let res = client
-                        .post(format!("{base}/api/v1/parties"))
-                        .bearer_auth(&token)
-                        .json(&body)
-                        .send()
-                        .await?;
-                    if !res.status().is_success() {
-                        bail!("create party: {} {}", res.status(), res.text().await?);
-                    }
-                    let created: Value = res.json().await?;
-                    party = created["id"].as_i64();
-                    continue_with(&mut members, token, party, ports, m);
-                    continue;
-                }
-                Some(id) => {
-                    client
-                        .post(format!("{base}/api/v1/parties/{id}/bookings"))
-                        .bearer_auth(&token)
-                        .json(&json!({}))
-                        .send()
-                        .await?
-                }
+            // The first of each ten leads the party; the others book a seat.
+            let req = if m == 0 {
+                client.post(format!("{base}/api/v1/parties")).json(&body)
+            } else {
+                client
+                    .post(format!("{base}/api/v1/parties/{party}/bookings"))
+                    .json(&json!({}))
             };
+            let res = req.bearer_auth(&token).send().await?;
             if !res.status().is_success() {
-                bail!("join: {} {}", res.status(), res.text().await?);
+                bail!("seeding: {} {}", res.status(), res.text().await?);
             }
-            continue_with(&mut members, token, party, ports, m);
+            if m == 0 {
+                let created: Value = res.json().await?;
+                party = created["id"].as_i64().context("party id")?;
+            }
+            members.push(Member {
+                token,
+                party,
+                port: ports[m % ports.len()],
+            });
         }
     }
     Ok(members)
-}
-
-fn continue_with(
-    members: &mut Vec<Member>,
-    token: String,
-    party: Option<i64>,
-    ports: &[u16],
-    m: usize,
-) {
-    if let Some(party) = party {
-        members.push(Member {
-            token,
-            party,
-            port: ports[m % ports.len()],
-        });
-    }
 }
 
 type Ws =
