@@ -282,6 +282,18 @@ pub struct ChatArgs {
     #[arg(long, env = "GONGGU_CHAT_SEND_QUEUE", default_value_t = defaults::CHAT_SEND_QUEUE,
           value_parser = clap::value_parser!(u32).range(2..=65_536))]
     pub chat_send_queue: u32,
+
+    /// Chat: seconds between a socket's heartbeats (a ping, and its presence renewed). A socket
+    /// whose instance died drops out of presence after three missed heartbeats.
+    #[arg(long, env = "GONGGU_CHAT_HEARTBEAT_SECS", default_value_t = defaults::CHAT_HEARTBEAT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub chat_heartbeat_secs: u64,
+
+    /// Chat: a member with no open socket in a room gets at most one "new messages" notification
+    /// per this many seconds for it.
+    #[arg(long, env = "GONGGU_CHAT_NOTIFY_QUIET_SECS", default_value_t = defaults::CHAT_NOTIFY_QUIET_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub chat_notify_quiet_secs: u64,
 }
 
 /// The party lifecycle after the deadline: completion, attendance and penalties (`serve` and
@@ -485,6 +497,8 @@ pub mod defaults {
     pub const CHAT_SEND_LIMIT: u64 = 20;
     pub const CHAT_SEND_WINDOW_SECS: u64 = 10;
     pub const CHAT_SEND_QUEUE: u32 = 256;
+    pub const CHAT_HEARTBEAT_SECS: u64 = 10;
+    pub const CHAT_NOTIFY_QUIET_SECS: u64 = 600;
     pub const ACCESS_TTL_SECS: u64 = 900;
     pub const REFRESH_TTL_SECS: u64 = 30 * 24 * 3600;
     pub const SEARCH_CACHE_TTL_SECS: u64 = 600;

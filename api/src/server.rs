@@ -49,6 +49,7 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
     let relay_state = state.clone();
     let admitter_state = state.clone();
     let chat_state = state.clone();
+    let away_state = state.clone();
     let mut tasks = vec![
         supervise(
             "nearby index",
@@ -113,6 +114,13 @@ pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Serve
             move |stop| {
                 crate::chat::system::run(chat_state.clone(), Duration::from_millis(500), stop)
             },
+        ),
+        // On every instance too: each notification's dedupe key makes it one however many sweep.
+        supervise(
+            "chat away notifications",
+            stop.clone(),
+            state.metrics.clone(),
+            move |stop| crate::chat::away::run(away_state.clone(), stop),
         ),
     ];
     if state.settings.jobs.run_workers {

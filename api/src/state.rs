@@ -44,6 +44,10 @@ pub struct Settings {
     pub chat: ChatSettings,
 }
 
+/// How often the chat looks for away members to notify: a message waits at most this long past
+/// its quiet period for its notification.
+const NOTIFY_EVERY: Duration = Duration::from_secs(5);
+
 /// Party chat tunables (see `gonggu serve --help`).
 #[derive(Clone, Debug)]
 pub struct ChatSettings {
@@ -53,6 +57,19 @@ pub struct ChatSettings {
     pub send_window: Duration,
     /// Frames queued for one socket at most before it is disconnected as too slow.
     pub send_queue: usize,
+    /// Between a socket's heartbeats (ping, presence renewed); presence lasts three of them.
+    pub heartbeat: Duration,
+    /// At most one "new messages" notification per room and away member in this time.
+    pub notify_quiet: Duration,
+    /// How often the away members' notifications are looked for.
+    pub notify_every: Duration,
+}
+
+impl ChatSettings {
+    /// How long a socket stays present without a heartbeat, in ms.
+    pub fn presence_ttl_ms(&self) -> i64 {
+        millis(self.heartbeat).saturating_mul(3)
+    }
 }
 
 impl Default for ChatSettings {
@@ -62,6 +79,9 @@ impl Default for ChatSettings {
             send_limit: defaults::CHAT_SEND_LIMIT,
             send_window: Duration::from_secs(defaults::CHAT_SEND_WINDOW_SECS),
             send_queue: defaults::CHAT_SEND_QUEUE as usize,
+            heartbeat: Duration::from_secs(defaults::CHAT_HEARTBEAT_SECS),
+            notify_quiet: Duration::from_secs(defaults::CHAT_NOTIFY_QUIET_SECS),
+            notify_every: NOTIFY_EVERY,
         }
     }
 }
@@ -73,6 +93,9 @@ impl ChatSettings {
             send_limit: args.chat_send_limit,
             send_window: Duration::from_secs(args.chat_send_window_secs),
             send_queue: args.chat_send_queue as usize,
+            heartbeat: Duration::from_secs(args.chat_heartbeat_secs),
+            notify_quiet: Duration::from_secs(args.chat_notify_quiet_secs),
+            notify_every: NOTIFY_EVERY,
         }
     }
 }

@@ -22,7 +22,9 @@ pub mod kind {
     pub const REMINDER: &str = "reminder";
     pub const PENALTY: &str = "penalty";
     pub const BAN: &str = "ban";
-    pub const ALL: [&str; 8] = [
+    /// New messages in a party's chat, for a member with no open socket (one per quiet period).
+    pub const CHAT_MESSAGE: &str = "chat_message";
+    pub const ALL: [&str; 9] = [
         PARTY_CREATED,
         PARTY_CANCELLED,
         PARTY_FULL,
@@ -31,6 +33,7 @@ pub mod kind {
         REMINDER,
         PENALTY,
         BAN,
+        CHAT_MESSAGE,
     ];
 }
 

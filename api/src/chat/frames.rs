@@ -25,6 +25,9 @@ pub enum ClientFrame {
     Typing,
 }
 
+/// How long a client shows a typing notice, and how old a notice may be to be passed on.
+pub const TYPING_SHOWN_MS: i64 = 5_000;
+
 /// The frame types a client may send.
 pub const CLIENT_TYPES: [&str; 3] = ["send", "read", "typing"];
 
@@ -79,8 +82,14 @@ pub enum ServerFrame {
     Reset { latest_seq: i64 },
     /// A frame was refused; the socket stays open.
     Error { code: String, message: String },
-    /// A member is typing.
+    /// A member is typing: show it for `TYPING_SHOWN_MS` (5 s) unless another comes.
     Typing { user_id: i64 },
+    /// The members with an open socket in the room (on any instance), ascending: sent once
+    /// connected and whenever it changes.
+    Presence { online: Vec<i64> },
+    /// Message `seq`, already sent on this socket, was deleted: show it as a tombstone. (A
+    /// message not sent yet arrives as a tombstone itself, `deleted: true`.)
+    Deleted { seq: i64, deleted_by: i64 },
 }
 
 impl ServerFrame {
@@ -105,7 +114,14 @@ pub enum Note {
     Message(Message),
     Typing {
         user_id: i64,
+        /// When the member typed (the sender's clock): a notice older than `TYPING_SHOWN_MS` is
+        /// stale and dropped.
+        at: i64,
     },
+    /// Someone connected or disconnected: read the room's presence again.
+    Presence,
+    /// Message `seq` became a tombstone in SQL.
+    Deleted { seq: i64, by: i64 },
 }
 
 /// Why a client frame was refused: the `error` frame's code and message.

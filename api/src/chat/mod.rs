@@ -2,7 +2,9 @@
 //! and the system messages written by the durable consumer `chat` (`system`). The frames are in
 //! `frames` and `docs/chat.md`.
 
+pub mod away;
 pub mod frames;
+pub mod moderation;
 pub mod socket;
 pub mod system;
 
@@ -37,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_chat_messages))
         .routes(routes!(mark_chat_read))
         .routes(routes!(list_my_chats))
+        .merge(moderation::router())
 }
 
 /// Tells every instance's sockets of the party (fire and forget: a lost note is a hole the next
@@ -56,7 +59,7 @@ pub async fn publish(state: &AppState, party_id: i64, note: &Note) {
 }
 
 /// Refuses a user who may not use the room, with the reason.
-fn refuse(access: Access) -> ApiError {
+pub(crate) fn refuse(access: Access) -> ApiError {
     match access {
         Access::NoParty => ApiError::not_found("party"),
         Access::Left => ApiError::forbidden(

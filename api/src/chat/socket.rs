@@ -13,7 +13,7 @@
 //! half full, and a client whose queue fills is disconnected with a reason (it reconnects with
 //! `since_seq` and loses nothing).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{close_code, CloseFrame, Message as WsMessage, WebSocket};
 use futures::{SinkExt, StreamExt};
@@ -27,10 +27,15 @@ use crate::streams::StreamSlot;
 
 /// Messages read from SQL per query while catching up.
 const CATCH_UP_PAGE: i64 = 200;
-/// At most one typing notice per user and socket in this time.
-const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// At most one typing notice per socket in this time (ms, on the app's clock).
+const TYPING_EVERY_MS: i64 = 2_000;
 /// How long a closing handshake may take before the connection is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long a client dropped as too slow has to take its close frame (it has a full buffer to
+/// read first).
+const SLOW_CLOSE_WAIT: Duration = Duration::from_secs(10);
+/// The reason a too-slow client's socket is closed with.
+const TOO_SLOW: &str = "too_slow";
 
 /// Why the session ends: the close frame's code and reason.
 #[derive(Debug)]
@@ -67,7 +72,12 @@ struct Live {
     /// The highest seq sent to this client (or skipped by a reset).
     last_sent: i64,
     out: mpsc::Sender<WsMessage>,
-    last_typing: Option<Instant>,
+    /// When this socket last passed a typing notice on (app clock, ms).
+    last_typing: Option<i64>,
+    /// This connection's id in the room's presence.
+    conn: String,
+    /// The presence last sent to this client.
+    online: Option<Vec<i64>>,
 }
 
 /// Runs the session until the client leaves, the member is removed, or the app stops.
@@ -92,12 +102,18 @@ pub async fn run(session: Session, socket: WebSocket) {
         last_sent: 0,
         out,
         last_typing: None,
+        conn: uuid::Uuid::new_v4().simple().to_string(),
+        online: None,
     };
     let mut stopping = state.stopping();
+    let mut heartbeat = tokio::time::interval(state.settings.chat.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.reset(); // the first beat is part of `start`
     let end = async {
         live.start(since_seq).await?;
         loop {
             tokio::select! {
+                _ = heartbeat.tick() => live.heartbeat().await?,
                 note = sub.recv() => match note {
                     Some(BusMessage::Payload(bytes)) => live.on_note(&bytes).await?,
                     Some(BusMessage::Gap) => live.catch_up().await?,
@@ -140,6 +156,8 @@ pub async fn run(session: Session, socket: WebSocket) {
         );
         let _ = close_tx.send(end);
     }
+    // Out of the room before the close handshake, which a slow client may drag out.
+    live.leave().await;
     drop(live);
     let _ = writer.await;
 }
@@ -164,9 +182,15 @@ async fn write(
             }
         }
     };
-    if let Some(end) = end {
+    let Some(end) = end else {
+        let _ = tokio::time::timeout(CLOSE_WAIT, sink.close()).await;
+        return;
+    };
+    let slow = end.reason == TOO_SLOW;
+    if !slow {
         // What was queued before the end goes first (the `cancelled` message before the close
-        // that it explains), bounded in time like the close itself.
+        // that it explains), bounded in time like the close itself. A too-slow client's queue is
+        // dropped: it recovers it with `since_seq`.
         let _ = tokio::time::timeout(CLOSE_WAIT, async {
             while let Ok(msg) = queue.try_recv() {
                 if sink.send(msg).await.is_err() {
@@ -175,12 +199,13 @@ async fn write(
             }
         })
         .await;
-        let frame = CloseFrame {
-            code: end.code,
-            reason: end.reason.into(),
-        };
-        let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(WsMessage::Close(Some(frame)))).await;
     }
+    let frame = CloseFrame {
+        code: end.code,
+        reason: end.reason.into(),
+    };
+    let wait = if slow { SLOW_CLOSE_WAIT } else { CLOSE_WAIT };
+    let _ = tokio::time::timeout(wait, sink.send(WsMessage::Close(Some(frame)))).await;
     let _ = tokio::time::timeout(CLOSE_WAIT, sink.close()).await;
 }
 
@@ -190,10 +215,77 @@ fn internal(err: impl std::fmt::Display) -> End {
 }
 
 impl Live {
-    /// First frames: the replay after `since_seq` (or a reset).
+    /// First frames: the replay after `since_seq` (or a reset), then who is online (this socket
+    /// included: it joins the room's presence first and tells the other sockets).
     async fn start(&mut self, since_seq: i64) -> Result<(), End> {
         self.last_sent = since_seq;
-        self.catch_up().await
+        self.beat().await;
+        super::publish(&self.state, self.party_id, &Note::Presence).await;
+        self.catch_up().await?;
+        self.refresh_presence().await
+    }
+
+    fn room(&self) -> String {
+        store::topics::chat(self.party_id)
+    }
+
+    /// Renews this socket's presence. A failure is logged, not fatal: presence is a courtesy,
+    /// the messages do not depend on it.
+    async fn beat(&self) {
+        let ttl = self.state.settings.chat.presence_ttl_ms();
+        let room = self.room();
+        let beat =
+            self.state
+                .live
+                .presence
+                .beat(&room, self.user_id, &self.conn, self.state.now(), ttl);
+        if let Err(err) = beat.await {
+            tracing::warn!(party.id = self.party_id, error = %err, "chat: presence not renewed");
+        }
+    }
+
+    /// Every heartbeat: a ping (a dead peer fails the write), presence renewed, and the room's
+    /// presence read again (a socket of a dead instance expires without telling anyone).
+    async fn heartbeat(&mut self) -> Result<(), End> {
+        let _ = self.out.try_send(WsMessage::Ping(Default::default()));
+        self.beat().await;
+        self.refresh_presence().await
+    }
+
+    /// Sends the room's presence if it changed since last sent.
+    async fn refresh_presence(&mut self) -> Result<(), End> {
+        let online = match self
+            .state
+            .live
+            .presence
+            .online(&self.room(), self.state.now())
+            .await
+        {
+            Ok(online) => online,
+            Err(err) => {
+                tracing::warn!(party.id = self.party_id, error = %err, "chat: presence unreadable");
+                return Ok(());
+            }
+        };
+        if self.online.as_ref() == Some(&online) {
+            return Ok(());
+        }
+        self.online = Some(online.clone());
+        self.push(ServerFrame::Presence { online })
+    }
+
+    /// Leaves the room's presence and tells the other sockets.
+    async fn leave(&self) {
+        let room = self.room();
+        let left = self
+            .state
+            .live
+            .presence
+            .leave(&room, self.user_id, &self.conn);
+        if let Err(err) = left.await {
+            tracing::warn!(party.id = self.party_id, error = %err, "chat: presence not left; it expires");
+        }
+        super::publish(&self.state, self.party_id, &Note::Presence).await;
     }
 
     /// Sends every stored message after `last_sent`, or `reset` when there are too many.
@@ -222,11 +314,25 @@ impl Live {
     async fn on_note(&mut self, bytes: &[u8]) -> Result<(), End> {
         match serde_json::from_slice::<Note>(bytes) {
             Ok(Note::Message(m)) => self.deliver(&m).await,
-            Ok(Note::Typing { user_id }) => {
-                if user_id != self.user_id {
+            Ok(Note::Typing { user_id, at }) => {
+                let fresh = self.state.now() - at < frames::TYPING_SHOWN_MS;
+                if user_id != self.user_id && fresh {
                     self.push_droppable(ServerFrame::Typing { user_id });
                 }
                 Ok(())
+            }
+            Ok(Note::Presence) => self.refresh_presence().await,
+            Ok(Note::Deleted { seq, by }) => {
+                if seq <= self.last_sent {
+                    self.push(ServerFrame::Deleted {
+                        seq,
+                        deleted_by: by,
+                    })
+                } else {
+                    // Not sent yet (its own note may still be on its way, with the text): the
+                    // tombstone is in SQL already, so send the messages up to it from there.
+                    self.catch_up().await
+                }
             }
             // A note of a newer release: what matters is in SQL, so catch up from there.
             Err(_) => self.catch_up().await,
@@ -267,7 +373,7 @@ impl Live {
                     user.id = self.user_id,
                     "chat client too slow; disconnected"
                 );
-                Err(End::new(close_code::AGAIN, "too_slow"))
+                Err(End::new(close_code::AGAIN, TOO_SLOW))
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(End::new(close_code::NORMAL, "gone")),
         }
@@ -363,15 +469,17 @@ impl Live {
     }
 
     async fn typing(&mut self) {
-        if self.last_typing.is_some_and(|t| t.elapsed() < TYPING_EVERY) {
+        let now = self.state.now();
+        if self.last_typing.is_some_and(|t| now - t < TYPING_EVERY_MS) {
             return;
         }
-        self.last_typing = Some(Instant::now());
+        self.last_typing = Some(now);
         super::publish(
             &self.state,
             self.party_id,
             &Note::Typing {
                 user_id: self.user_id,
+                at: now,
             },
         )
         .await;

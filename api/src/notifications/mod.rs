@@ -39,7 +39,7 @@ pub struct NotificationView {
     /// My notifications are numbered 1, 2, 3, … without gaps; the stream's event id.
     pub seq: i64,
     /// `party_created`, `party_cancelled`, `party_full`, `member_left`, `party_changed`,
-    /// `reminder`, `penalty` or `ban`.
+    /// `reminder`, `penalty`, `ban` or `chat_message` (new messages in a room I have no socket in).
     pub kind: String,
     pub party_id: Option<i64>,
     pub title: String,

@@ -11,6 +11,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::common::{Backend, TestApp, TestUser};
 
+mod away;
+mod presence;
+
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn ticket(app: &TestApp, user: &TestUser) -> String {
@@ -54,8 +57,18 @@ async fn refused(url: String) -> (u16, String) {
     }
 }
 
-/// The next text frame (typing notices skipped).
+/// The next text frame (typing and presence notices skipped).
 async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let v = next_notice(ws).await;
+        if v["type"] != "typing" && v["type"] != "presence" {
+            return v;
+        }
+    }
+}
+
+/// The next text frame of any type.
+async fn next_notice(ws: &mut Ws) -> Value {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(15), ws.next())
             .await
@@ -63,10 +76,17 @@ async fn next(ws: &mut Ws) -> Value {
             .expect("socket open")
             .expect("frame");
         if let WsMessage::Text(text) = msg {
-            let v: Value = serde_json::from_str(&text).unwrap();
-            if v["type"] != "typing" {
-                return v;
-            }
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+/// The next message with `client_msg_id` `id` (system messages arriving live are passed over).
+async fn ack(ws: &mut Ws, id: &str) -> Value {
+    loop {
+        let m = next(ws).await;
+        if m["client_msg_id"] == id {
+            return m;
         }
     }
 }
@@ -527,4 +547,175 @@ async fn a_cancelled_party_says_so_in_the_chat_and_closes_the_sockets(app: TestA
         )
         .await;
     assert_eq!(res.status(), 200);
+}
+
+on_both_backends!(with super::settings() =>
+    a_sender_deletes_their_message_and_sockets_see_the_tombstone,
+    the_leader_deletes_any_message_and_others_may_not,
+    members_report_a_message_once,
+);
+
+async fn a_sender_deletes_their_message_and_sockets_see_the_tombstone(app: TestApp) {
+    let (party, leader, bob) = room(&app).await;
+    let other = other_instance(&app).await;
+    let mut a = connect(other.as_ref().unwrap_or(&app), &leader, party, None).await;
+    let mut b = connect(&app, &bob, party, None).await;
+    send(&mut b, "oops", "wrong room").await;
+    let seq = next(&mut b).await["seq"].as_i64().unwrap();
+    assert_eq!(next(&mut a).await["seq"], seq);
+
+    let res = app
+        .delete(
+            &bob,
+            &format!("/api/v1/parties/{party}/chat/messages/{seq}"),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let tombstone: Value = res.json().await.unwrap();
+    assert_eq!(
+        (
+            tombstone["seq"].as_i64(),
+            tombstone["deleted"].as_bool(),
+            tombstone["text"].as_str()
+        ),
+        (Some(seq), Some(true), Some(""))
+    );
+    // Both sockets, on either instance, learn of it.
+    for ws in [&mut a, &mut b] {
+        let frame = next(ws).await;
+        assert_eq!(
+            frame,
+            json!({"type": "deleted", "seq": seq, "deleted_by": bob.id})
+        );
+    }
+    // The sequence keeps its place: a reconnect replays the tombstone, and the history shows it.
+    let mut again = connect(&app, &leader, party, Some(seq - 1)).await;
+    let replayed = next(&mut again).await;
+    assert_eq!(
+        (
+            replayed["seq"].as_i64(),
+            replayed["deleted"].as_bool(),
+            replayed["text"].as_str()
+        ),
+        (Some(seq), Some(true), Some(""))
+    );
+    let page: Value = app
+        .get(
+            Some(&leader),
+            &format!("/api/v1/parties/{party}/chat/messages"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["deleted"], true);
+    // Deleting again changes nothing; unknown seqs are 404.
+    let res = app
+        .delete(
+            &bob,
+            &format!("/api/v1/parties/{party}/chat/messages/{seq}"),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = app
+        .delete(
+            &bob,
+            &format!("/api/v1/parties/{party}/chat/messages/{}", seq + 100),
+        )
+        .await;
+    crate::common::assert_problem(res, 404, "not_found").await;
+}
+
+async fn the_leader_deletes_any_message_and_others_may_not(app: TestApp) {
+    let (party, leader, bob) = room(&app).await;
+    let carol = member(&app, party, "carol").await;
+    let mut b = connect(&app, &bob, party, None).await;
+    send(&mut b, "1", "bob's").await;
+    // (Carol's joining may come first, live.)
+    let seq = ack(&mut b, "1").await["seq"].as_i64().unwrap();
+    let path = format!("/api/v1/parties/{party}/chat/messages/{seq}");
+    let res = app.delete(&carol, &path).await;
+    crate::common::assert_problem(res, 403, "not_your_message").await;
+    let stranger = app.user("stranger").await;
+    let res = app.delete(&stranger, &path).await;
+    crate::common::assert_problem(res, 403, "not_a_member").await;
+    // System messages (bob and carol joining) are not anyone's to delete.
+    let res = app
+        .delete(&leader, &format!("/api/v1/parties/{party}/chat/messages/1"))
+        .await;
+    crate::common::assert_problem(res, 403, "system_message").await;
+    let (text,): (String,) =
+        sqlx::query_as("SELECT text FROM chat_messages WHERE party_id = $1 AND seq = $2")
+            .bind(party)
+            .bind(seq)
+            .fetch_one(app.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(text, "bob's", "refusals change nothing");
+
+    let res = app.delete(&leader, &path).await;
+    assert_eq!(res.status(), 200);
+    // (Carol's joining may still arrive first, live.)
+    let frame = loop {
+        let frame = next(&mut b).await;
+        if frame["type"] != "message" {
+            break frame;
+        }
+    };
+    assert_eq!(
+        frame,
+        json!({"type": "deleted", "seq": seq, "deleted_by": leader.id})
+    );
+    let (deleted_by,): (Option<i64>,) =
+        sqlx::query_as("SELECT deleted_by FROM chat_messages WHERE party_id = $1 AND seq = $2")
+            .bind(party)
+            .bind(seq)
+            .fetch_one(app.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(deleted_by, Some(leader.id));
+}
+
+async fn members_report_a_message_once(app: TestApp) {
+    let (party, leader, bob) = room(&app).await;
+    let mut b = connect(&app, &bob, party, None).await;
+    send(&mut b, "1", "buy my coins").await;
+    let seq = next(&mut b).await["seq"].as_i64().unwrap();
+    let path = format!("/api/v1/parties/{party}/chat/messages/{seq}/report");
+    let res = app
+        .post(&leader, &path, &json!({"reason": "  spam  "}))
+        .await;
+    assert_eq!(res.status(), 201);
+    let report: Value = res.json().await.unwrap();
+    assert_eq!(
+        (report["seq"].as_i64(), report["reason"].as_str()),
+        (Some(seq), Some("spam"))
+    );
+    let res = app.post(&leader, &path, &json!({"reason": "again"})).await;
+    crate::common::assert_problem(res, 409, "already_reported").await;
+
+    let res = app.post(&leader, &path, &json!({"reason": "   "})).await;
+    let body = crate::common::assert_problem(res, 422, "validation_failed").await;
+    assert_eq!(body["field"], "reason");
+    let stranger = app.user("stranger").await;
+    let res = app.post(&stranger, &path, &json!({"reason": "spam"})).await;
+    crate::common::assert_problem(res, 403, "not_a_member").await;
+    let res = app
+        .post(
+            &leader,
+            &format!("/api/v1/parties/{party}/chat/messages/{}/report", seq + 100),
+            &json!({"reason": "spam"}),
+        )
+        .await;
+    crate::common::assert_problem(res, 404, "not_found").await;
+
+    let stored: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT r.reporter_id, r.reason FROM chat_reports r \
+         JOIN chat_messages m ON m.id = r.message_id WHERE m.party_id = $1",
+    )
+    .bind(party)
+    .fetch_all(app.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(stored, vec![(leader.id, "spam".to_owned())]);
 }

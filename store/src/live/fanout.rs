@@ -10,6 +10,20 @@ use super::{BusMessage, Subscription};
 
 /// Messages a slow subscriber may fall behind by before it is told it missed some ([`BusMessage::Gap`]).
 const TOPIC_CAPACITY: usize = 1024;
+/// The same for a topic of one party or user (`chat.{party}`, `sessions.{user}`, …): it has a few
+/// subscribers and a few messages a second, and there is one per open socket or stream, so its
+/// ring (allocated whole, about 70 bytes a slot) is kept small. A subscriber that lags past it
+/// catches up from SQL like any other.
+const ENTITY_TOPIC_CAPACITY: usize = 64;
+
+/// The ring size for `topic`: entity topics are named `kind.{id}`.
+fn capacity(topic: &str) -> usize {
+    if topic.contains('.') {
+        ENTITY_TOPIC_CAPACITY
+    } else {
+        TOPIC_CAPACITY
+    }
+}
 
 /// Topic name → broadcast sender. Topics without subscribers are dropped as they are noticed.
 #[derive(Default)]
@@ -22,7 +36,7 @@ impl Fanout {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         let sender = topics
             .entry(topic.to_owned())
-            .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0);
+            .or_insert_with(|| broadcast::channel(capacity(topic)).0);
         Subscription::new(sender.subscribe())
     }
 

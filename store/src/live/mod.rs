@@ -6,6 +6,7 @@
 mod fanout;
 pub mod lease;
 pub mod memory;
+pub mod presence;
 pub mod queue;
 pub mod redis;
 
@@ -18,6 +19,7 @@ use tokio::sync::broadcast;
 
 pub use fanout::Fanout;
 pub use lease::Lease;
+pub use presence::Presence;
 pub use queue::{AdmitOutcome, Entered, QueueSpot, RoomCounts, WaitingRoom, GONE_TTL_MS};
 
 /// A failure of a live-state backend.
@@ -115,6 +117,8 @@ pub struct Live {
     pub queue: Arc<dyn WaitingRoom>,
     /// Named leases electing one instance for singleton work.
     pub lease: Arc<dyn Lease>,
+    /// Who is connected to each chat room.
+    pub presence: Arc<dyn Presence>,
     /// Set when the backends are on Redis, for readiness checks.
     pub redis: Option<redis::RedisLive>,
     /// The Redis bus itself, for tests that cut its connection.
@@ -131,6 +135,7 @@ impl Live {
             limiter: Arc::new(memory::MemoryRateLimiter::default()),
             queue: Arc::new(queue::MemoryWaitingRoom::default()),
             lease: Arc::new(lease::MemoryLease::default()),
+            presence: Arc::new(presence::MemoryPresence::default()),
             redis: None,
             #[cfg(feature = "testing")]
             redis_bus: None,
@@ -148,6 +153,7 @@ impl Live {
             limiter: Arc::new(live.limiter()),
             queue: Arc::new(queue::RedisWaitingRoom::new(live.clone())),
             lease: Arc::new(lease::RedisLease::new(live.clone())),
+            presence: Arc::new(presence::RedisPresence::new(live.clone())),
             redis: Some(live),
             #[cfg(feature = "testing")]
             redis_bus: Some(bus),

@@ -59,6 +59,8 @@ contract!(
     the_holder_renews_its_lease,
     an_expired_lease_can_be_taken_over,
     a_released_lease_is_free_again_and_only_the_holder_can_release_it,
+    presence_lists_each_connected_user_once_until_they_leave,
+    a_presence_not_renewed_expires_and_a_heartbeat_keeps_it,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -378,4 +380,58 @@ async fn the_redis_bus_survives_a_dropped_connection_and_reports_the_gap() {
         Some(addr),
         "a new connection was opened"
     );
+}
+
+async fn presence_lists_each_connected_user_once_until_they_leave(live: Live) {
+    let presence = live.presence.clone();
+    assert!(presence.online("chat.1", T0).await.unwrap().is_empty());
+    presence.beat("chat.1", 7, "a", T0, 30_000).await.unwrap();
+    presence.beat("chat.1", 7, "b", T0, 30_000).await.unwrap();
+    presence.beat("chat.1", 3, "c", T0, 30_000).await.unwrap();
+    presence.beat("chat.2", 9, "d", T0, 30_000).await.unwrap();
+    assert_eq!(
+        presence.online("chat.1", T0).await.unwrap(),
+        [3, 7],
+        "rooms apart, users once"
+    );
+    presence.leave("chat.1", 7, "a").await.unwrap();
+    assert_eq!(
+        presence.online("chat.1", T0).await.unwrap(),
+        [3, 7],
+        "another connection of 7 is still open"
+    );
+    presence.leave("chat.1", 7, "b").await.unwrap();
+    presence.leave("chat.1", 3, "c").await.unwrap();
+    assert!(presence.online("chat.1", T0).await.unwrap().is_empty());
+    assert_eq!(presence.online("chat.2", T0).await.unwrap(), [9]);
+}
+
+async fn a_presence_not_renewed_expires_and_a_heartbeat_keeps_it(live: Live) {
+    let presence = live.presence.clone();
+    presence
+        .beat("chat.1", 1, "alive", T0, 30_000)
+        .await
+        .unwrap();
+    presence
+        .beat("chat.1", 2, "dead", T0, 30_000)
+        .await
+        .unwrap();
+    presence
+        .beat("chat.1", 1, "alive", T0 + 20_000, 30_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        presence.online("chat.1", T0 + 29_999).await.unwrap(),
+        [1, 2]
+    );
+    assert_eq!(
+        presence.online("chat.1", T0 + 30_000).await.unwrap(),
+        [1],
+        "the connection that stopped beating is gone at its deadline"
+    );
+    assert!(presence
+        .online("chat.1", T0 + 50_000)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -11,6 +11,11 @@
 //! - **System messages** (member joined, meet moved, …) share the sequence; each is keyed by the
 //!   outbox event that caused it, so a consumer that runs a batch again writes nothing twice.
 
+pub mod away;
+mod moderation;
+
+pub use moderation::{delete, report, Deletion, Report, Reported};
+
 use sqlx::{AnyConnection, FromRow};
 
 use crate::db::{Db, Tx};
@@ -70,10 +75,14 @@ pub struct Message {
     pub subject_id: Option<i64>,
     pub sent_at: i64,
     pub deleted_at: Option<i64>,
+    /// Who deleted it: the sender or the leader.
+    #[serde(default)]
+    pub deleted_by: Option<i64>,
 }
 
-const COLUMNS: &str =
-    "id, party_id, seq, kind, sender_id, client_msg_id, text, event, subject_id, sent_at, deleted_at";
+pub(crate) const COLUMNS: &str =
+    "id, party_id, seq, kind, sender_id, client_msg_id, text, event, subject_id, sent_at, deleted_at, \
+     deleted_by";
 
 /// What a user may do in a party's chat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,102 @@
+//! "New messages" notifications for members away from a room: a member with unread messages and
+//! no open socket in the room gets one `chat_message` notification per quiet period
+//! (`GONGGU_CHAT_NOTIFY_QUIET_SECS`), not one per message.
+//!
+//! A background task on every instance, never the request path: it reads who is due from SQL
+//! (`store::chat::away`), leaves out members present on any instance, and writes each notification
+//! in its own transaction with a dedupe key naming the room's first new message, so instances that
+//! sweep at once, or a sweep retried after a failure, write it once. Each is published to the
+//! member's streams after it commits.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use store::chat::away::{self, Unseen};
+use store::notifications::{self, kind, NewNotification};
+use tokio::sync::watch;
+
+use crate::state::{millis, AppState};
+
+/// Members handled per sweep at most; the rest wait for the next one.
+const BATCH: i64 = 500;
+/// How far past the quiet period a sweep looks back: messages the sweeps missed for longer (the
+/// app was down) are left to the unread counts of `GET /me/chats`.
+const LOOKBACK: Duration = Duration::from_secs(3600);
+
+/// Sweeps every `notify_every` until shutdown.
+pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let every = state.settings.chat.notify_every;
+    loop {
+        if let Err(err) = sweep(&state).await {
+            tracing::warn!(error = %store::error::chain(&err), "chat: away notifications failed; retrying");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// One sweep: notifies every member due one now. Returns how many were written.
+pub async fn sweep(state: &AppState) -> store::Result<usize> {
+    let now = state.now();
+    let quiet = millis(state.settings.chat.notify_quiet);
+    let since = now - quiet - millis(LOOKBACK);
+    let due = away::due(&state.db, since, now - quiet, BATCH).await?;
+    let mut online: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut written = 0;
+    for unseen in due {
+        let present = match online.get(&unseen.party_id) {
+            Some(users) => users,
+            None => {
+                let room = store::topics::chat(unseen.party_id);
+                let users = state.live.presence.online(&room, now).await?;
+                online.entry(unseen.party_id).or_insert(users)
+            }
+        };
+        if present.contains(&unseen.user_id) {
+            continue;
+        }
+        if notify(state, &unseen, now).await? {
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+/// Writes one member's notification and publishes it; false when it exists already.
+async fn notify(state: &AppState, unseen: &Unseen, now: i64) -> store::Result<bool> {
+    let new = NewNotification {
+        user_id: unseen.user_id,
+        kind: kind::CHAT_MESSAGE,
+        party_id: Some(unseen.party_id),
+        title: "새 메시지가 있어요".to_owned(),
+        body: unseen.title.clone(),
+        dedupe: format!("chat_message:{}:{}", unseen.party_id, unseen.first_seq),
+    };
+    let mut tx = state.db.begin().await?;
+    let written = match notifications::write(tx.conn(), &new, now).await {
+        Ok(written) => written,
+        // Another instance wrote the same one first (its commit landed between our check and insert).
+        Err(store::Error::Database(err)) if store::error::is_unique_violation(&err) => None,
+        Err(err) => return Err(err),
+    };
+    let Some(notification) = written else {
+        return Ok(false);
+    };
+    tx.commit().await?;
+    if let Ok(bytes) = serde_json::to_vec(&notification) {
+        let topic = store::topics::notifications(unseen.user_id);
+        if let Err(err) = state.live.bus.publish(&topic, &bytes).await {
+            // Open streams catch up from SQL on their next event or reconnect.
+            tracing::warn!(user.id = unseen.user_id, error = %err, "chat notification not published");
+        }
+    }
+    Ok(true)
+}
+
+/// Resolves once `stop` is true, holding no lock of the watch across the caller's awaits (so the
+/// future stays `Send`).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
