@@ -17,8 +17,9 @@ use tokio::sync::watch;
 
 use crate::state::{millis, AppState};
 
-/// Members handled per sweep at most; the rest wait for the next one.
-const BATCH: i64 = 500;
+/// Members read from SQL at a time; a sweep pages through all that are due (a page of members
+/// who all have a socket open must not hide the ones after it).
+const PAGE: i64 = 500;
 /// How far past the quiet period a sweep looks back: messages the sweeps missed for longer (the
 /// app was down) are left to the unread counts of `GET /me/chats`.
 const LOOKBACK: Duration = Duration::from_secs(3600);
@@ -42,8 +43,29 @@ pub async fn sweep(state: &AppState) -> store::Result<usize> {
     let now = state.now();
     let quiet = millis(state.settings.chat.notify_quiet);
     let since = now - quiet - millis(LOOKBACK);
-    let due = away::due(&state.db, since, now - quiet, BATCH).await?;
     let mut online: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut written = 0;
+    let mut after = (0, 0);
+    loop {
+        let due = away::due(&state.db, since, now - quiet, after, PAGE).await?;
+        let Some(last) = due.last() else { break };
+        after = (last.party_id, last.user_id);
+        let full = due.len() as i64 == PAGE;
+        written += notify_away(state, due, &mut online, now).await?;
+        if !full {
+            break;
+        }
+    }
+    Ok(written)
+}
+
+/// Notifies the members of `due` who have no socket open in the room.
+async fn notify_away(
+    state: &AppState,
+    due: Vec<Unseen>,
+    online: &mut HashMap<i64, Vec<i64>>,
+    now: i64,
+) -> store::Result<usize> {
     let mut written = 0;
     for unseen in due {
         let present = match online.get(&unseen.party_id) {
