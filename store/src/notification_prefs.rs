@@ -13,6 +13,8 @@ use crate::rules::Invalid;
 /// Korea keeps one offset all year (no daylight saving time since 1988): Asia/Seoul is UTC+09:00.
 pub const SEOUL_OFFSET_MS: i64 = 9 * 3_600_000;
 const DAY_MINUTES: i64 = 24 * 60;
+/// The longest `muted_kinds` list taken (repeats included).
+pub const MAX_MUTED: usize = 32;
 
 /// A time of day in Seoul, as minutes after midnight (0..1440).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +109,12 @@ impl Preferences {
 
     /// Checks `kinds` against the kinds gonggu writes (a typo would mute nothing, silently).
     pub fn muted(kinds: &[String]) -> std::result::Result<Vec<String>, Invalid> {
+        if kinds.len() > MAX_MUTED {
+            return Err(Invalid::new(
+                "muted_kinds",
+                format!("at most {MAX_MUTED} kinds"),
+            ));
+        }
         let mut out = Vec::with_capacity(kinds.len());
         for (i, k) in kinds.iter().enumerate() {
             if !crate::notifications::kind::ALL.contains(&k.as_str()) {
@@ -262,5 +270,8 @@ mod tests {
         assert!(Preferences::default().pushes("reminder", seoul(3, 0)));
         let err = Preferences::muted(&["reminder".into(), "spam".into()]).unwrap_err();
         assert_eq!(err.field, "muted_kinds[1]");
+        let many = vec!["reminder".to_owned(); MAX_MUTED + 1];
+        assert_eq!(Preferences::muted(&many).unwrap_err().field, "muted_kinds");
+        assert_eq!(Preferences::muted(&many[1..]).unwrap(), ["reminder"]);
     }
 }

@@ -33,7 +33,7 @@ pub struct QuietHoursBody {
 pub struct NotificationPreferences {
     /// Kinds never pushed to me (`party_created`, `party_cancelled`, `party_full`, `member_left`,
     /// `party_changed`, `reminder`, `penalty`, `ban`).
-    #[schema(max_items = 32)]
+    #[schema(max_items = 32)] // store::notification_prefs::MAX_MUTED
     pub muted_kinds: Vec<String>,
     /// Nothing is pushed in these hours (and never afterwards); `null` for none.
     pub quiet_hours: Option<QuietHoursBody>,

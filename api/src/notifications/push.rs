@@ -126,7 +126,7 @@ fn on_curve(point: &[u8]) -> bool {
 /// should not be made to post to addresses of its own network.
 fn endpoint(text: &str, allow_http: bool) -> Result<String, Invalid> {
     let bad = |why: &str| Invalid::new("endpoint", why);
-    if text.len() > ENDPOINT_MAX {
+    if text.chars().count() > ENDPOINT_MAX {
         return Err(bad("at most 2048 characters"));
     }
     let url = reqwest::Url::parse(text).map_err(|_| bad("not a URL"))?;
@@ -207,6 +207,9 @@ pub(super) async fn delete_push_subscription(
     user: AuthUser,
     Json(body): Json<UnsubscribeRequest>,
 ) -> ApiResult<StatusCode> {
+    if body.endpoint.chars().count() > ENDPOINT_MAX {
+        return Err(Invalid::new("endpoint", "at most 2048 characters").into());
+    }
     // Stored endpoints are normalised by URL parsing; look for the same form.
     let endpoint = reqwest::Url::parse(&body.endpoint)
         .map(|u| u.to_string())
