@@ -50,6 +50,7 @@ fn context(db: &Db, live: &Live, clock: &Clock, store: &jobs::JobStore) -> Arc<j
         },
         nightly: None,
         jobs: Some(store.clone()),
+        push: None,
     })
 }
 

@@ -193,6 +193,48 @@ fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
     Ok(secret.into_bytes())
 }
 
+/// The configured VAPID key pair, or one generated once and kept in `data_dir/vapid-key.p8`.
+fn vapid_key(args: &crate::config::PushArgs, data_dir: &Path) -> Result<jobs::push::VapidKey> {
+    use base64::Engine;
+    use jobs::push::VapidKey;
+    if let (Some(private), Some(public)) = (&args.vapid_private_key, &args.vapid_public_key) {
+        return VapidKey::from_base64url(private, public)
+            .context("GONGGU_VAPID_PRIVATE_KEY / GONGGU_VAPID_PUBLIC_KEY");
+    }
+    let path = data_dir.join("vapid-key.p8");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let doc = b64
+            .decode(existing.trim())
+            .with_context(|| format!("{} is not base64", path.display()))?;
+        return VapidKey::from_pkcs8(&doc).with_context(|| format!("{}", path.display()));
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let key = VapidKey::generate().context("cannot generate a VAPID key pair")?;
+    write_private(&path, &b64.encode(key.pkcs8()))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a VAPID key pair");
+    Ok(key)
+}
+
+/// Attaches the Web Push sender, warning when a scale-out deployment has no shared key.
+fn attach_push(
+    state: &AppState,
+    storage: &StorageArgs,
+    args: &crate::config::PushArgs,
+) -> Result<()> {
+    if storage.database_url.is_some() && args.vapid_private_key.is_none() {
+        tracing::warn!(
+            "no GONGGU_VAPID_PRIVATE_KEY set: every instance of a scale-out deployment needs the same VAPID key pair"
+        );
+    }
+    let key = vapid_key(args, &storage.data_dir)?;
+    state
+        .attach_push(key)
+        .context("cannot start the Web Push client")
+}
+
 #[cfg(unix)]
 fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -221,11 +263,13 @@ async fn worker(storage: &StorageArgs, args: &crate::config::WorkerArgs) -> Resu
         ..Settings::default()
     };
     settings.jobs.nightly = args.nightly.nightly()?;
+    settings.push = crate::state::PushSettings::from_args(&args.push);
     // A worker issues no tokens: its key is random and never leaves the process.
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let state = AppState::new(db.clone(), live, Clock::system(), &secret, settings);
     state.attach_jobs(jobs);
+    attach_push(&state, storage, &args.push)?;
     let tasks = crate::server::start_jobs(&state);
     println!(
         "gonggu worker running (jobs queue {})",
@@ -274,6 +318,7 @@ async fn serve(storage: &StorageArgs, args: &ServeArgs) -> Result<()> {
     }
     let state = AppState::new(db.clone(), live, clock, &secret, settings);
     state.attach_jobs(open_jobs(storage).await?);
+    attach_push(&state, storage, &args.push)?;
     let server = crate::server::start(state, args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -256,6 +256,40 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub chat: ChatArgs,
+
+    #[command(flatten)]
+    pub push: PushArgs,
+}
+
+/// Web Push (`serve` and `worker` both take it: whichever runs the jobs sends the pushes). Every
+/// instance must share one VAPID key pair: browsers subscribe with its public key, and a push
+/// signed with another key is refused by the push service.
+#[derive(Args, Debug, Clone)]
+pub struct PushArgs {
+    /// Web Push: the VAPID private key (the 32-byte P-256 scalar, base64url, as web push tools
+    /// print it), with --vapid-public-key. Unset: a key pair is generated once and kept in
+    /// --data-dir (`vapid-key.p8`).
+    #[arg(
+        long,
+        env = "GONGGU_VAPID_PRIVATE_KEY",
+        hide_env_values = true,
+        requires = "vapid_public_key"
+    )]
+    pub vapid_private_key: Option<String>,
+
+    /// Web Push: the VAPID public key (65-byte uncompressed P-256 point, base64url).
+    #[arg(long, env = "GONGGU_VAPID_PUBLIC_KEY", requires = "vapid_private_key")]
+    pub vapid_public_key: Option<String>,
+
+    /// Web Push: the contact named in VAPID tokens (`mailto:ops@example.com` or an https URL),
+    /// for push services to reach the operator. Some push services refuse pushes without one.
+    #[arg(long, env = "GONGGU_VAPID_SUBJECT")]
+    pub vapid_subject: Option<String>,
+
+    /// Web Push: accept `http://` subscription endpoints (local testing only; browsers' push
+    /// services are all https).
+    #[arg(long, env = "GONGGU_PUSH_ALLOW_HTTP")]
+    pub push_allow_http: bool,
 }
 
 /// Party chat over WebSocket.
@@ -333,6 +367,9 @@ pub struct WorkerArgs {
 
     #[command(flatten)]
     pub nightly: NightlyArgs,
+
+    #[command(flatten)]
+    pub push: PushArgs,
 
     /// Seconds to wait for running jobs on shutdown.
     #[arg(long, env = "GONGGU_SHUTDOWN_GRACE_SECS", default_value_t = defaults::SHUTDOWN_GRACE_SECS)]

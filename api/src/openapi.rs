@@ -195,6 +195,12 @@ pub fn complete(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenA
     if let Some(patch) = doc.pointer_mut("/components/schemas/UpdatePartyRequest") {
         patch["minProperties"] = 1.into();
     }
+    // The kinds a user may mute are the kinds written, whatever writes them.
+    if let Some(items) =
+        doc.pointer_mut("/components/schemas/NotificationPreferences/properties/muted_kinds/items")
+    {
+        *items = serde_json::json!({"type": "string", "enum": store::notifications::kind::ALL});
+    }
     serde_json::from_value(doc).unwrap_or(openapi)
 }
 

@@ -42,6 +42,31 @@ pub struct Settings {
     pub lifecycle: LifecycleSettings,
     pub jobs: JobSettings,
     pub chat: ChatSettings,
+    pub push: PushSettings,
+}
+
+/// Web Push tunables (see `gonggu serve --help`); the key pair is attached apart
+/// ([`AppState::attach_push`]).
+#[derive(Clone, Debug, Default)]
+pub struct PushSettings {
+    /// The contact VAPID tokens name (`sub`).
+    pub subject: Option<String>,
+    /// Accept `http://` endpoints (local testing).
+    pub allow_http: bool,
+}
+
+impl PushSettings {
+    pub fn from_args(args: &crate::config::PushArgs) -> Self {
+        Self {
+            subject: args
+                .vapid_subject
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            allow_http: args.push_allow_http,
+        }
+    }
 }
 
 /// How often the chat looks for away members to notify: a message waits at most this long past
@@ -241,6 +266,7 @@ impl Default for Settings {
             lifecycle: LifecycleSettings::default(),
             jobs: JobSettings::default(),
             chat: ChatSettings::default(),
+            push: PushSettings::default(),
         }
     }
 }
@@ -330,6 +356,7 @@ impl Settings {
             },
             lifecycle: LifecycleSettings::from_args(&args.lifecycle),
             chat: ChatSettings::from_args(&args.chat),
+            push: PushSettings::from_args(&args.push),
         })
     }
 }
@@ -361,6 +388,9 @@ pub struct App {
     /// The job runtime, once attached ([`AppState::attach_jobs`]): where jobs are pushed, and the
     /// worker's health for `/readyz`.
     pub jobs: std::sync::OnceLock<jobs::Jobs>,
+    /// The Web Push sender with this deployment's VAPID key, once attached
+    /// ([`AppState::attach_push`]).
+    pub push: std::sync::OnceLock<Arc<jobs::push::Pusher>>,
     pub settings: Settings,
 }
 
@@ -385,6 +415,7 @@ impl AppState {
             instance_id: uuid::Uuid::new_v4().to_string(),
             admitter_rounds: std::sync::atomic::AtomicU64::new(0),
             jobs: std::sync::OnceLock::new(),
+            push: std::sync::OnceLock::new(),
             settings,
         }))
     }
@@ -403,6 +434,13 @@ impl AppState {
         let _ = self.jobs.set(jobs);
     }
 
+    /// Attaches the Web Push sender for `key` (once; a second call is ignored).
+    pub fn attach_push(&self, key: jobs::push::VapidKey) -> Result<(), jobs::push::PushError> {
+        let pusher = jobs::push::Pusher::new(Arc::new(key), self.settings.push.subject.clone())?;
+        let _ = self.push.set(Arc::new(pusher));
+        Ok(())
+    }
+
     /// What job handlers need, from this app's parts.
     pub fn job_context(&self) -> std::sync::Arc<jobs::Context> {
         std::sync::Arc::new(jobs::Context {
@@ -415,6 +453,7 @@ impl AppState {
             },
             nightly: self.settings.jobs.nightly.clone(),
             jobs: self.jobs.get().map(|j| j.store.clone()),
+            push: self.push.get().cloned(),
         })
     }
 

@@ -21,6 +21,9 @@ pub struct Context {
     pub nightly: Option<crate::nightly::Nightly>,
     /// The job tables, whose old finished jobs housekeeping prunes.
     pub jobs: Option<crate::store::JobStore>,
+    /// Sends Web Push messages (`None`: push jobs wait, failing, until an instance that has one
+    /// runs them).
+    pub push: Option<Arc<crate::push::Pusher>>,
 }
 
 /// Finished jobs are kept this long for operators to read.
@@ -33,6 +36,10 @@ pub enum JobError {
     Store(#[from] store::Error),
     #[error("pruning the finished jobs: {0}")]
     Jobs(#[from] crate::store::JobsError),
+    #[error("push: {0}")]
+    Push(#[from] crate::push::PushError),
+    #[error("this instance cannot send pushes")]
+    NoPusher,
     /// The job reached a worker whose clock is behind its due time: it fails, and its retry
     /// (after a backoff) runs it once due.
     #[error("not due for {wait_ms} ms by this instance's clock")]
@@ -101,7 +108,55 @@ pub async fn run(job: &Job, ctx: &Context) -> Result<(), JobError> {
                 }
             }
         }
+        Job::Push {
+            subscription_id,
+            user_id,
+            seq,
+        } => push(ctx, subscription_id, user_id, seq).await?,
         Job::Noop { .. } => {}
+    }
+    Ok(())
+}
+
+/// Pushes one notification to one subscription. A subscription removed meanwhile, or a
+/// notification already pruned, leaves nothing to do; a 404 or 410 removes the subscription.
+async fn push(ctx: &Context, subscription_id: i64, user_id: i64, seq: i64) -> Result<(), JobError> {
+    let pusher = ctx.push.as_ref().ok_or(JobError::NoPusher)?;
+    let Some(sub) = store::push::get(&ctx.db, subscription_id).await? else {
+        return Ok(());
+    };
+    // The endpoint moved to another user (a new login on that browser): not theirs to see.
+    if sub.user_id != user_id {
+        return Ok(());
+    }
+    let Some(n) = store::notifications::get(&ctx.db, user_id, seq).await? else {
+        return Ok(());
+    };
+    match pusher.send(&sub, &n).await? {
+        crate::push::Sent::Accepted => {
+            tracing::debug!(
+                user.id = user_id,
+                seq,
+                subscription.id = subscription_id,
+                "pushed"
+            );
+        }
+        crate::push::Sent::Gone => {
+            store::push::remove_gone(&ctx.db, sub.id, &sub.endpoint).await?;
+            tracing::info!(
+                user.id = user_id,
+                subscription.id = subscription_id,
+                "push subscription gone; removed"
+            );
+        }
+        crate::push::Sent::Refused(status) => {
+            tracing::warn!(
+                user.id = user_id,
+                subscription.id = subscription_id,
+                status,
+                "push refused; not retried"
+            );
+        }
     }
     Ok(())
 }
@@ -111,6 +166,8 @@ async fn housekeeping(ctx: &Context, now: i64) -> Result<(), JobError> {
     let keys = store::idempotency::prune(&ctx.db, now).await?;
     let events = store::outbox::prune(&ctx.db, now, store::outbox::KEEP_MS).await?;
     let tokens = store::tokens::prune_expired(&ctx.db, now).await?;
+    let notifications =
+        store::notifications::prune(&ctx.db, now - store::notifications::KEEP_MS).await?;
     let jobs = match &ctx.jobs {
         Some(jobs) => {
             jobs.prune_finished(now / 1000 - KEEP_FINISHED_JOBS_SECS)
@@ -122,6 +179,7 @@ async fn housekeeping(ctx: &Context, now: i64) -> Result<(), JobError> {
         idempotency_keys = keys,
         outbox_events = events,
         refresh_tokens = tokens,
+        notifications,
         jobs,
         "housekeeping done"
     );

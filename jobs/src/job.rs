@@ -29,6 +29,12 @@ pub enum Job {
         meet_at: i64,
         lead: String,
     },
+    /// Push the user's notification `seq` to their push subscription `subscription_id`.
+    Push {
+        subscription_id: i64,
+        user_id: i64,
+        seq: i64,
+    },
     /// Does nothing: what the runtime itself costs per job (fetch, run, acknowledge) is measured
     /// with it (the jobs benchmark). gonggu never pushes one.
     Noop { n: u64 },
@@ -50,6 +56,11 @@ impl Job {
                 meet_at,
                 lead,
             } => format!("remind:{party_id}:{meet_at}:{lead}"),
+            Job::Push {
+                subscription_id,
+                user_id,
+                seq,
+            } => format!("push:{subscription_id}:{user_id}:{seq}"),
             Job::Noop { n } => format!("noop:{n}"),
         }
     }
@@ -68,6 +79,7 @@ impl Job {
             Job::SettlePenalty { .. }
             | Job::Ingest { .. }
             | Job::Housekeeping { .. }
+            | Job::Push { .. }
             | Job::Noop { .. } => None,
         }
     }
@@ -81,6 +93,7 @@ impl Job {
             Job::Ingest { .. } => "ingest",
             Job::Housekeeping { .. } => "housekeeping",
             Job::Remind { .. } => "remind",
+            Job::Push { .. } => "push",
             Job::Noop { .. } => "noop",
         }
     }

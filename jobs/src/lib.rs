@@ -16,6 +16,7 @@ pub mod handlers;
 pub mod job;
 pub mod nightly;
 pub mod notifier;
+pub mod push;
 pub mod store;
 pub mod sweeper;
 pub mod tally;

@@ -1,6 +1,7 @@
 //! The scheduler of time-driven work: every [`SWEEP`] the instance holding the `jobs-sweeper`
 //! lease reads the parties that are due (deadline passed, meet long enough ago, a reminder before
-//! the meet not sent) by gonggu's clock and pushes their jobs. Idempotency keys make a repeated scan push nothing new, and a
+//! the meet not sent) by gonggu's clock and pushes their jobs, and turns waiting Web Push
+//! deliveries into push jobs. Idempotency keys make a repeated scan push nothing new, and a
 //! moved meet time a new job; the handlers do nothing for a party that changed in between. Due
 //! times are read from the parties themselves, so a party whose job was lost (or never pushed)
 //! is still found: the sweeper is the catch-all, not a second path.
@@ -95,6 +96,27 @@ pub async fn sweep_once(
     Ok(pushed)
 }
 
+/// Turns the waiting push deliveries into push jobs, then deletes them. A crash between the two
+/// pushes them again on the next scan, which their keys make harmless.
+pub async fn sweep_pushes(store: &JobStore, ctx: &Context) -> Result<usize, String> {
+    let pending = store::push::pending(&ctx.db, BATCH)
+        .await
+        .map_err(|e| store::error::chain(&e))?;
+    for d in &pending {
+        let job = Job::Push {
+            subscription_id: d.subscription_id,
+            user_id: d.user_id,
+            seq: d.seq,
+        };
+        store.push(&job).await.map_err(|e| e.to_string())?;
+    }
+    let ids: Vec<i64> = pending.iter().map(|d| d.id).collect();
+    store::push::forget(&ctx.db, &ids)
+        .await
+        .map_err(|e| store::error::chain(&e))?;
+    Ok(pending.len())
+}
+
 /// Pushes the nightly imports of the latest tick (at or before now), unless this sweeper already
 /// did: the key makes another instance's (or a restarted one's) push of the same tick a no-op.
 pub async fn sweep_nightly(
@@ -140,6 +162,9 @@ pub async fn run(
             Ok(true) => {
                 if let Err(err) = sweep_once(&store, &ctx, &mut recent).await {
                     tracing::warn!(error = %err, "job sweep failed; retrying");
+                }
+                if let Err(err) = sweep_pushes(&store, &ctx).await {
+                    tracing::warn!(error = %err, "push deliveries not scheduled; retrying");
                 }
                 if let Err(err) = sweep_nightly(&store, &ctx, &mut pushed_tick).await {
                     tracing::warn!(error = %err, "nightly import not scheduled; retrying");

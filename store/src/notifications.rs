@@ -3,7 +3,9 @@
 //!
 //! Notifications are written only by durable consumers and jobs, inside their own transactions:
 //! the counter bump and the row commit together, so a rolled-back write leaves no gap, and the
-//! dedupe check makes a replayed event or a retried job write nothing twice.
+//! dedupe check makes a replayed event or a retried job write nothing twice. Writing one also
+//! schedules its Web Push deliveries in the same transaction ([`crate::push::schedule`]), so
+//! every notification is pushed (preferences allowing) whoever writes it.
 
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
@@ -104,7 +106,47 @@ pub async fn write(
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
+    crate::push::schedule(conn, &row).await?;
     Ok(Some(row))
+}
+
+/// The user's notification `seq`, if it is kept.
+pub async fn get(db: &Db, user_id: i64, seq: i64) -> Result<Option<Notification>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM notifications WHERE user_id = $1 AND seq = $2"
+    )))
+    .bind(user_id)
+    .bind(seq)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// Notifications are kept this long (then pruned by housekeeping).
+pub const KEEP_MS: i64 = 90 * 24 * 3_600_000;
+
+/// Deletes the notifications written before `before`, a batch per transaction so a large backlog
+/// never holds one long transaction; returns how many. Counters stay: seqs go on from the last
+/// one given, and a stream asking for a pruned id gets `reset`.
+pub async fn prune(db: &Db, before: i64) -> Result<u64> {
+    const BATCH: i64 = 10_000;
+    let mut total = 0;
+    loop {
+        let mut tx = db.begin().await?;
+        let n = sqlx::query(
+            "DELETE FROM notifications WHERE id IN \
+             (SELECT id FROM notifications WHERE created_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(BATCH)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        total += n;
+        if n < BATCH as u64 {
+            return Ok(total);
+        }
+    }
 }
 
 /// A page of a user's inbox, newest first (`before`: a seq from the cursor), unread ones only

@@ -3,6 +3,8 @@
 //! Notifications are written by the `notifications` outbox consumer (`jobs::notifier`), never by
 //! the request that made the change; this module reads the inbox, marks it read, and streams it.
 
+mod preferences;
+mod push;
 mod stream;
 mod wishlists;
 
@@ -31,6 +33,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(read_notification))
         .routes(routes!(read_all_notifications))
         .routes(routes!(stream::stream_my_notifications))
+        .routes(routes!(
+            preferences::get_my_notification_preferences,
+            preferences::put_my_notification_preferences
+        ))
+        .routes(routes!(
+            push::create_push_subscription,
+            push::list_my_push_subscriptions,
+            push::delete_push_subscription
+        ))
+        .routes(routes!(push::get_vapid_public_key))
 }
 
 /// A notification as clients see it (also the data of the stream's `notification` events).

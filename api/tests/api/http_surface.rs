@@ -170,6 +170,12 @@ async fn the_openapi_document_lists_every_route_and_the_problem_schema(app: Test
         ("/api/v1/me/chats", "get"),
         ("/api/v1/parties/{id}/chat/messages/{seq}", "delete"),
         ("/api/v1/parties/{id}/chat/messages/{seq}/report", "post"),
+        ("/api/v1/me/notification-preferences", "get"),
+        ("/api/v1/me/notification-preferences", "put"),
+        ("/api/v1/me/push-subscriptions", "get"),
+        ("/api/v1/me/push-subscriptions", "post"),
+        ("/api/v1/me/push-subscriptions", "delete"),
+        ("/api/v1/push/vapid-public-key", "get"),
     ]
     .iter()
     .map(|(p, m)| ((*p).to_owned(), (*m).to_owned()))

@@ -19,6 +19,7 @@ mod lifecycle;
 mod nearby;
 mod notifications;
 mod parties;
+mod push;
 mod queue;
 mod serve_config;
 mod slow_clients;

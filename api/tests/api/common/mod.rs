@@ -115,6 +115,8 @@ pub fn test_settings() -> Settings {
     settings.queue.tick = Duration::from_millis(20);
     // Most tests need no jobs; `jobs_settings` turns them on.
     settings.jobs.run_workers = false;
+    // The push service mock listens on plain http on loopback.
+    settings.push.allow_http = true;
     settings
 }
 
@@ -197,6 +199,9 @@ impl TestApp {
                 .expect("open the job tables");
             state.attach_jobs(jobs);
         }
+        state
+            .attach_push(jobs::push::VapidKey::generate().expect("a VAPID key"))
+            .expect("the push client");
         let server = api::server::start(state.clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .expect("start server");
