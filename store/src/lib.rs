@@ -27,6 +27,7 @@ pub mod lifecycle;
 pub mod live;
 pub mod markets;
 pub mod members;
+pub mod notification_kinds;
 pub mod notification_prefs;
 pub mod notifications;
 pub mod outbox;

@@ -95,7 +95,7 @@ impl QuietHours {
 /// What a user chose; the default pushes everything at any hour.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Preferences {
-    /// Kinds (`store::notifications::kind`) never pushed, sorted, without repeats.
+    /// Kinds (`store::notification_kinds`) never pushed, sorted, without repeats.
     pub muted_kinds: Vec<String>,
     pub quiet_hours: Option<QuietHours>,
 }
@@ -117,12 +117,12 @@ impl Preferences {
         }
         let mut out = Vec::with_capacity(kinds.len());
         for (i, k) in kinds.iter().enumerate() {
-            if !crate::notifications::kind::ALL.contains(&k.as_str()) {
+            if !crate::notification_kinds::ALL.contains(&k.as_str()) {
                 return Err(Invalid::new(
                     format!("muted_kinds[{i}]"),
                     format!(
                         "unknown kind `{k}`; one of {}",
-                        crate::notifications::kind::ALL.join(", ")
+                        crate::notification_kinds::ALL.join(", ")
                     ),
                 ));
             }

@@ -15,29 +15,7 @@ use crate::db::Db;
 use crate::error::Result;
 
 /// What a notification is about (the `kind` clients switch on).
-pub mod kind {
-    pub const PARTY_CREATED: &str = "party_created";
-    pub const PARTY_CANCELLED: &str = "party_cancelled";
-    pub const PARTY_FULL: &str = "party_full";
-    pub const MEMBER_LEFT: &str = "member_left";
-    pub const PARTY_CHANGED: &str = "party_changed";
-    pub const REMINDER: &str = "reminder";
-    pub const PENALTY: &str = "penalty";
-    pub const BAN: &str = "ban";
-    /// New messages in a party's chat, for a member with no open socket (one per quiet period).
-    pub const CHAT_MESSAGE: &str = "chat_message";
-    pub const ALL: [&str; 9] = [
-        PARTY_CREATED,
-        PARTY_CANCELLED,
-        PARTY_FULL,
-        MEMBER_LEFT,
-        PARTY_CHANGED,
-        REMINDER,
-        PENALTY,
-        BAN,
-        CHAT_MESSAGE,
-    ];
-}
+pub use crate::notification_kinds as kind;
 
 /// One notification as stored (and as published on the user's bus topic).
 #[derive(Clone, Debug, FromRow, Serialize, Deserialize, PartialEq)]
@@ -92,7 +70,7 @@ pub async fn write(
     .bind(new.user_id)
     .fetch_one(&mut *conn)
     .await?;
-    let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row: Notification = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO notifications (user_id, seq, kind, party_id, title, body, dedupe, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     )))
@@ -106,7 +84,7 @@ pub async fn write(
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
-    crate::push::schedule(conn, &row).await?;
+    crate::push::schedule(conn, row.user_id, row.seq, &row.kind, row.created_at).await?;
     Ok(Some(row))
 }
 

@@ -1,6 +1,6 @@
 //! Web Push subscriptions and the deliveries waiting to be pushed.
 //!
-//! Whatever writes a notification ([`crate::notifications::write`]) also writes, in the same
+//! Whatever writes a notification (`notifications::write`) also writes, in the same
 //! transaction, one delivery row per subscription of its user, unless the user's preferences say
 //! not to push it ([`schedule`]). So a push follows from every inbox write, whoever writes it, and
 //! commits or rolls back with it. The jobs sweeper turns delivery rows into push jobs (under an
@@ -11,7 +11,6 @@ use sqlx::{AnyConnection, FromRow};
 
 use crate::db::Db;
 use crate::error::Result;
-use crate::notifications::Notification;
 
 /// A browser's push subscription.
 #[derive(Clone, Debug, FromRow, Serialize, PartialEq)]
@@ -117,29 +116,35 @@ pub async fn remove_gone(db: &Db, id: i64, endpoint: &str) -> Result<bool> {
     Ok(n > 0)
 }
 
-/// Writes, on `conn` (the transaction writing `n`), one delivery per subscription of its user,
-/// unless the user's preferences keep it from being pushed (a muted kind, quiet hours at its
-/// `created_at`). Returns how many. A user without subscriptions costs one indexed read.
-pub async fn schedule(conn: &mut AnyConnection, n: &Notification) -> Result<u64> {
+/// Writes, on `conn` (the transaction writing notification `seq` of `user_id`), one delivery per
+/// subscription of the user, unless the user's preferences keep it from being pushed (a muted
+/// `kind`, quiet hours at its `created_at`). Returns how many. A user without subscriptions costs one indexed read.
+pub async fn schedule(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    seq: i64,
+    kind: &str,
+    created_at: i64,
+) -> Result<u64> {
     let (subs,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM push_subscriptions WHERE user_id = $1")
-            .bind(n.user_id)
+            .bind(user_id)
             .fetch_one(&mut *conn)
             .await?;
     if subs == 0 {
         return Ok(0);
     }
-    let prefs = crate::notification_prefs::get_on(conn, n.user_id).await?;
-    if !prefs.pushes(&n.kind, n.created_at) {
+    let prefs = crate::notification_prefs::get_on(conn, user_id).await?;
+    if !prefs.pushes(kind, created_at) {
         return Ok(0);
     }
     Ok(sqlx::query(
         "INSERT INTO push_deliveries (subscription_id, user_id, seq, created_at) \
          SELECT id, user_id, $2, $3 FROM push_subscriptions WHERE user_id = $1",
     )
-    .bind(n.user_id)
-    .bind(n.seq)
-    .bind(n.created_at)
+    .bind(user_id)
+    .bind(seq)
+    .bind(created_at)
     .execute(&mut *conn)
     .await?
     .rows_affected())
