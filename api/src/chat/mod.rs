@@ -124,10 +124,7 @@ async fn open_chat_socket(
             "this endpoint is a WebSocket: send an upgrade handshake",
         )
     })?;
-    let access = chat::access(&state.db, id, user.id).await?;
-    if access != Access::Member {
-        return Err(refuse(access));
-    }
+    member(&state, id, user.id).await?;
     // Subscribed before the session reads SQL, so nothing committed in between is missed.
     let (slot, sessions) = crate::streams::open(
         &state.streams,
@@ -157,6 +154,15 @@ async fn open_chat_socket(
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| socket::run(session, socket)))
+}
+
+/// Checks that `user_id` may talk in the room: the leader or a current member, the party not
+/// cancelled.
+pub(crate) async fn member(state: &AppState, party_id: i64, user_id: i64) -> ApiResult<()> {
+    match chat::access(&state.db, party_id, user_id).await? {
+        Access::Member => Ok(()),
+        other => Err(refuse(other)),
+    }
 }
 
 /// Checks that `user_id` may read the room (members; also after a cancellation).

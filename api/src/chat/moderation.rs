@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use store::chat::{self, Access, Deletion, Reported};
+use store::chat::{self, Deletion, Reported};
 use utoipa::ToSchema;
 
 use super::frames::{MessageView, Note};
@@ -18,14 +18,6 @@ use crate::time::Timestamp;
 
 /// Longest report reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
-
-/// Checks that `user_id` is in the party and its chat is open.
-async fn member(state: &AppState, party_id: i64, user_id: i64) -> ApiResult<()> {
-    match chat::access(&state.db, party_id, user_id).await? {
-        Access::Member => Ok(()),
-        other => Err(super::refuse(other)),
-    }
-}
 
 fn no_message() -> ApiError {
     ApiError::not_found("message")
@@ -55,7 +47,7 @@ async fn delete_chat_message(
     Path((id, seq)): Path<(i64, i64)>,
     user: AuthUser,
 ) -> ApiResult<axum::Json<MessageView>> {
-    member(&state, id, user.id).await?;
+    super::member(&state, id, user.id).await?;
     match chat::delete(&state.db, id, seq, user.id, state.now()).await? {
         Deletion::Deleted(tombstone) => {
             let by = tombstone.deleted_by.unwrap_or(user.id);
@@ -131,7 +123,7 @@ async fn report_chat_message(
     Json(body): Json<ReportBody>,
 ) -> ApiResult<impl IntoResponse> {
     let reason = reason(body.reason)?;
-    member(&state, id, user.id).await?;
+    super::member(&state, id, user.id).await?;
     match chat::report(&state.db, id, seq, user.id, &reason, state.now()).await? {
         Reported::New(report) => {
             tracing::info!(
