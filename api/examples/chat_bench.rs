@@ -19,105 +19,23 @@
 //! `--backend scaled` runs two instances on one PostgreSQL schema and one Redis prefix; the sockets
 //! of each party alternate between them, so most deliveries cross the bus.
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use store::{Clock, Db};
+use store::Db;
+use support::{arg, pct, Backend};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const PARTY_SIZE: usize = 10;
 const SEND_EVERY: Duration = Duration::from_secs(10);
-const SECRET: &str = "chat-bench-secret-chat-bench-secret";
 /// Sockets opening at once.
 const CONNECTING: usize = 64;
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-/// Resident memory of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// A free loopback port.
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// The servers, killed when dropped.
-struct Servers(Vec<(Child, u16)>);
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for (child, _) in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn spawn_server(
-    bin: &str,
-    data_dir: &std::path::Path,
-    db_url: &str,
-    redis: Option<(&str, &str)>,
-    sockets: usize,
-) -> Result<(Child, u16)> {
-    let port = free_port()?;
-    let mut cmd = Command::new(bin);
-    cmd.arg("serve")
-        .env("GONGGU_LISTEN", format!("127.0.0.1:{port}"))
-        .env("GONGGU_DATA_DIR", data_dir)
-        .env("GONGGU_JWT_SECRET", SECRET)
-        .env("GONGGU_NO_DEMO", "true")
-        .env("GONGGU_MAX_CONNECTIONS", (sockets + 256).to_string())
-        .env("GONGGU_LOG", "warn")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    // The embedded default keeps its SQLite files under the data folder; scale-out names its
-    // database.
-    if let Some((url, prefix)) = redis {
-        cmd.env("DATABASE_URL", db_url)
-            .env("REDIS_URL", url)
-            .env("GONGGU_REDIS_PREFIX", prefix);
-    }
-    Ok((cmd.spawn().with_context(|| format!("start {bin}"))?, port))
-}
-
-async fn wait_ready(client: &reqwest::Client, port: u16) -> Result<()> {
-    for _ in 0..300 {
-        if let Ok(res) = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-        {
-            if res.status().is_success() {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("the server on port {port} never became ready")
-}
 
 /// One member: token, party, and the port of the instance it talks to.
 #[derive(Clone)]
@@ -129,56 +47,15 @@ struct Member {
 
 /// Users straight in SQL (no argon2), parties and bookings over HTTP.
 async fn seed(db: &Db, client: &reqwest::Client, ports: &[u16], n: usize) -> Result<Vec<Member>> {
-    let clock = Clock::system();
-    let keys = api::auth::jwt::TokenKeys::new(SECRET.as_bytes(), Duration::from_secs(24 * 3600));
-    let mut tx = db.begin().await?;
-    let market = store::catalog::upsert_row(
-        &mut tx,
-        "bench",
-        &store::catalog::MarketRow {
-            source_id: "bench-market".into(),
-            name: "망원시장".into(),
-            kind: "traditional_market".into(),
-            road_address: None,
-            lat: Some(37.5558),
-            lng: Some(126.9063),
-            area_code: None,
-        },
-        clock.now_ms(),
-    )
-    .await?;
-    let item = store::catalog::upsert_row(
-        &mut tx,
-        "bench",
-        &store::catalog::ItemRow {
-            source_id: "bench-item".into(),
-            name: "농심 신라면 120g×5입".into(),
-            category_code: Some("030102001".into()),
-            unit: None,
-            base_count: None,
-            total_count: None,
-            total_unit: None,
-            maker: None,
-        },
-        clock.now_ms(),
-    )
-    .await?;
-    tx.commit().await?;
-    let now = clock.now_ms();
-    let body = json!({
-        "market_id": market, "item_id": item, "title": "벤치 공구", "description": "bench",
-        "capacity": PARTY_SIZE, "price_per_share": 1000,
-        "meet_at": api::time::Timestamp(now + 3 * 24 * 3_600_000),
-        "deadline_at": api::time::Timestamp(now + 2 * 24 * 3_600_000),
-    });
+    let keys = support::token_keys();
+    let (markets, item) = support::catalog(db, 1).await?;
+    let body = support::party_body(markets[0], item, "벤치 공구", PARTY_SIZE);
     let mut members = Vec::with_capacity(n);
     let base = format!("http://127.0.0.1:{}", ports[0]);
     for p in 0..n.div_ceil(PARTY_SIZE) {
         let mut party = 0;
         for m in 0..PARTY_SIZE.min(n - p * PARTY_SIZE) {
-            let email = format!("bench-{p}-{m}-{now}@bench.gonggu.kr");
-            let user = store::users::insert_user(db, &email, "x", "bench", clock.now_ms()).await?;
-            let token = keys.issue(user.id, clock.now_ms())?;
+            let (_, token) = support::user(db, &keys, &format!("chat-{p}-{m}")).await?;
             // The first of each ten leads the party; the others book a seat.
             let req = if m == 0 {
                 client.post(format!("{base}/api/v1/parties")).json(&body)
@@ -277,14 +154,6 @@ async fn client(i: usize, mut ws: Ws, epoch: Instant, end: Instant, tally: Arc<M
     t.latencies.extend(local.latencies);
 }
 
-fn pct(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i] as f64 / 1000.0
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let sockets: usize = arg("--sockets").map_or(Ok(5_000), |s| s.parse())?;
@@ -296,32 +165,13 @@ async fn main() -> Result<()> {
     }
     let dir = tempfile::tempdir()?;
     let http = reqwest::Client::new();
-    let prefix = store::testing::unique_name("chat-bench");
-    let (db_url, redis) = match backend.as_str() {
-        "embedded" => (Db::sqlite_url(&dir.path().join("gonggu.db")), None),
-        "scaled" => {
-            let (pg, redis) = store::testing::scaled_urls()
-                .context("set GONGGU_TEST_DATABASE_URL and GONGGU_TEST_REDIS_URL")?;
-            (store::testing::fresh_pg_url(&pg).await, Some(redis))
-        }
-        other => bail!("--backend embedded|scaled, not {other}"),
-    };
-    let instances = if redis.is_some() { 2 } else { 1 };
-    let mut servers = Servers(Vec::new());
-    for _ in 0..instances {
-        servers.0.push(spawn_server(
-            &bin,
-            dir.path(),
-            &db_url,
-            redis.as_deref().map(|r| (r, prefix.as_str())),
-            sockets,
-        )?);
-        // The first instance migrates the database before the second starts.
-        let port = servers.0.last().map(|(_, p)| *p).unwrap_or_default();
-        wait_ready(&http, port).await?;
-    }
-    let ports: Vec<u16> = servers.0.iter().map(|(_, p)| *p).collect();
-    let db = Db::connect(&db_url, 4).await?;
+    let backend = Backend::new(&backend, dir.path()).await?;
+    let instances = if backend.redis.is_some() { 2 } else { 1 };
+    let servers = backend
+        .start(&bin, dir.path(), instances, sockets, &[])
+        .await?;
+    let ports = servers.ports();
+    let db = Db::connect(&backend.db_url, 4).await?;
     let started = Instant::now();
     let members = seed(&db, &http, &ports, sockets).await?;
     eprintln!(
@@ -332,8 +182,7 @@ async fn main() -> Result<()> {
     );
     // Let the chat consumer write the join messages before measuring memory.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss = |servers: &Servers| -> u64 { servers.0.iter().map(|(c, _)| rss_kib(c.id())).sum() };
-    let before = rss(&servers);
+    let before = servers.rss_kib();
 
     let started = Instant::now();
     let mut opened = Vec::with_capacity(members.len());
@@ -350,7 +199,7 @@ async fn main() -> Result<()> {
     );
     // Idle: the replays and presence frames went out to the sockets' buffers.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let after = rss(&servers);
+    let after = servers.rss_kib();
     let per_socket = (after.saturating_sub(before)) as f64 * 1024.0 / opened.len() as f64;
 
     let tally = Arc::new(Mutex::new(Tally::default()));
@@ -365,14 +214,15 @@ async fn main() -> Result<()> {
         let _ = t.await;
     }
     let took = epoch.elapsed().as_secs_f64();
-    let peak = rss(&servers);
+    let peak = servers.rss_kib();
     let mut t = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
     t.latencies.sort_unstable();
     println!(
-        "backend={backend} instances={instances} sockets={sockets} secs={secs}\n\
+        "backend={} instances={instances} sockets={sockets} secs={secs}\n\
          sent {} ({:.0}/s), delivered {} ({:.0}/s), errors {}\n\
          latency ms: p50 {:.1} p99 {:.1} max {:.1}\n\
          server RSS: {:.1} MiB before sockets, {:.1} MiB idle with them ({:.1} KiB per idle socket), {:.1} MiB after the load",
+        backend.name,
         t.sent,
         t.sent as f64 / took,
         t.latencies.len(),

@@ -13,6 +13,8 @@
 //! cargo run --release -p gonggu-api --example jobs_bench -- --noop 100000 --db sqlite
 //! ```
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,13 +22,7 @@ use anyhow::{Context, Result};
 use store::live::Live;
 use store::parties::NewParty;
 use store::{Clock, Db};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+use support::arg;
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")

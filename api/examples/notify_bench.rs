@@ -14,6 +14,8 @@
 //!   cargo run --release -p gonggu-api --example notify_bench -- --users 1000000 --db postgres
 //! ```
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,13 +27,7 @@ use store::live::Live;
 use store::parties::{NewParty, Party};
 use store::wishlists::{AreaShape, Center, GeoJsonPolygon, Wish};
 use store::{Clock, Db};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+use support::arg;
 
 /// Where people live: (lat, lng, share of users, spread in km). The rest are spread uniformly.
 const CITIES: [(f64, f64, f64, f64); 8] = [

@@ -210,4 +210,11 @@ impl Tx {
         db.inner.commits.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }
+
+    /// Rolls back now (dropping a `Tx` rolls back too, but only once the connection is next used),
+    /// so what the transaction locked is free before the caller goes on.
+    pub async fn rollback(self) -> Result<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
 }

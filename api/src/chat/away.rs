@@ -2,11 +2,12 @@
 //! no open socket in the room gets one `chat_message` notification per quiet period
 //! (`GONGGU_CHAT_NOTIFY_QUIET_SECS`), not one per message.
 //!
-//! A background task on every instance, never the request path: it reads who is due from SQL
-//! (`store::chat::away`), leaves out members present on any instance, and writes each notification
-//! in its own transaction with a dedupe key naming the room's first new message, so instances that
-//! sweep at once, or a sweep retried after a failure, write it once. Each is published to the
-//! member's streams after it commits.
+//! A background task, never the request path, run by the one instance that holds the `chat-away`
+//! lease: it reads who is due from SQL a page of active rooms at a time (`store::chat::away`),
+//! leaves out members present on any instance, and writes each notification in its own
+//! transaction with a dedupe key naming the room's first new message, so two sweeps at once (a
+//! lease changing hands) or a sweep retried after a failure write it once. Each is published to
+//! the member's streams after it commits.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,44 +18,64 @@ use tokio::sync::watch;
 
 use crate::state::{millis, AppState};
 
-/// Members read from SQL at a time; a sweep pages through all that are due (a page of members
-/// who all have a socket open must not hide the ones after it).
-const PAGE: i64 = 500;
+/// Rooms read from SQL at a time; a sweep pages through every room with recent messages (a page
+/// whose members all have a socket open must not hide the rooms after it).
+pub const ROOMS_PER_PAGE: i64 = 100;
 /// How far past the quiet period a sweep looks back: messages the sweeps missed for longer (the
 /// app was down) are left to the unread counts of `GET /me/chats`.
 const LOOKBACK: Duration = Duration::from_secs(3600);
+/// The lease that elects the one sweeping instance. Two sweeps at once would still write each
+/// notification once (the dedupe key); the lease saves the second one's reads.
+pub const LEASE: &str = "chat-away";
 
-/// Sweeps every `notify_every` until shutdown.
+/// Sweeps every `notify_every` while this instance holds the lease, until shutdown.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let every = state.settings.chat.notify_every;
+    // Outlives a few missed rounds, so a busy holder keeps it; a dead one is replaced after that.
+    let ttl = millis(every) * 3 + 1_000;
     loop {
-        if let Err(err) = sweep(&state).await {
-            tracing::warn!(error = %store::error::chain(&err), "chat: away notifications failed; retrying");
+        let held = state
+            .live
+            .lease
+            .acquire(LEASE, &state.instance_id, state.now(), ttl)
+            .await;
+        match held {
+            Ok(true) => {
+                if let Err(err) = sweep(&state).await {
+                    tracing::warn!(error = %store::error::chain(&err), "chat: away notifications failed; retrying");
+                }
+            }
+            Ok(false) => {}
+            Err(err) => tracing::warn!(error = %err, "chat: away-sweep lease unavailable"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = stopped(&mut stop) => return,
+            _ = stopped(&mut stop) => break,
         }
+    }
+    if let Err(err) = state.live.lease.release(LEASE, &state.instance_id).await {
+        tracing::warn!(error = %err, "chat: away-sweep lease not released");
     }
 }
 
 /// One sweep: notifies every member due one now. Returns how many were written.
 pub async fn sweep(state: &AppState) -> store::Result<usize> {
+    sweep_in_pages(state, ROOMS_PER_PAGE).await
+}
+
+/// [`sweep`], reading `rooms_per_page` rooms at a time.
+pub async fn sweep_in_pages(state: &AppState, rooms_per_page: i64) -> store::Result<usize> {
     let now = state.now();
     let quiet = millis(state.settings.chat.notify_quiet);
     let since = now - quiet - millis(LOOKBACK);
     let mut online: HashMap<i64, Vec<i64>> = HashMap::new();
     let mut written = 0;
-    let mut after = (0, 0);
+    let mut after = 0;
     loop {
-        let due = away::due(&state.db, since, now - quiet, after, PAGE).await?;
-        let Some(last) = due.last() else { break };
-        after = (last.party_id, last.user_id);
-        let full = due.len() as i64 == PAGE;
-        written += notify_away(state, due, &mut online, now).await?;
-        if !full {
-            break;
-        }
+        let page = away::due(&state.db, since, now - quiet, after, rooms_per_page).await?;
+        let Some(last) = page.last_room else { break };
+        after = last;
+        written += notify_away(state, page.due, &mut online, now).await?;
     }
     Ok(written)
 }

@@ -436,16 +436,6 @@ impl Live {
                 format!("too many messages; wait {wait} s"),
             ));
         }
-        // Membership may have ended since the handshake (the system message closing this socket
-        // can still be on its way): check it where the message is stored.
-        match chat::access(&self.state.db, self.party_id, self.user_id)
-            .await
-            .map_err(internal)?
-        {
-            Access::Member => {}
-            Access::Cancelled => return Err(End::new(close_code::POLICY, "party_cancelled")),
-            _ => return Err(End::new(close_code::POLICY, "left_party")),
-        }
         let now = self.state.now();
         let sent = chat::send(
             &self.state.db,
@@ -465,6 +455,12 @@ impl Live {
             }
             // A resend: the original answers it, even though it was sent before.
             Sent::Repeat(m) => self.push(ServerFrame::Message(MessageView::from(&m))),
+            // Membership ended since the handshake (the system message closing this socket can
+            // still be on its way): the send checked it where the message would be stored.
+            Sent::Refused(Access::Cancelled) => {
+                Err(End::new(close_code::POLICY, "party_cancelled"))
+            }
+            Sent::Refused(_) => Err(End::new(close_code::POLICY, "left_party")),
         }
     }
 

@@ -182,6 +182,7 @@ async fn other_instance(app: &TestApp) -> Option<TestApp> {
 
 on_both_backends!(with super::settings() =>
     members_see_messages_in_seq_order_and_a_resend_stores_one,
+    concurrent_resends_of_one_id_store_one_message_and_leave_no_gap,
     a_reconnecting_client_receives_exactly_what_it_missed,
     a_killed_bus_subscription_is_caught_up_from_sql,
     strangers_left_members_and_bad_tickets_are_refused_at_the_handshake,
@@ -221,6 +222,61 @@ async fn members_see_messages_in_seq_order_and_a_resend_stores_one(app: TestApp)
     assert_eq!(ack["seq"], original);
     assert_eq!(ack["client_msg_id"], "a0");
     assert_eq!(user_messages(&app, party).await, 10);
+}
+
+async fn concurrent_resends_of_one_id_store_one_message_and_leave_no_gap(app: TestApp) {
+    let (party, leader, bob) = room(&app).await;
+    let other = other_instance(&app).await;
+    let second = other.as_ref().unwrap_or(&app);
+    // The leader on two sockets (on two instances in scale-out) sends each id from both at once,
+    // as a client retrying on a new connection before the old one is gone would.
+    let mut a = connect(&app, &leader, party, None).await;
+    let mut b = connect(second, &leader, party, None).await;
+    const ROUNDS: usize = 10;
+    for round in 0..ROUNDS {
+        let id = format!("twice-{round}");
+        tokio::join!(
+            send(&mut a, &id, "sent twice"),
+            send(&mut b, &id, "sent twice")
+        );
+    }
+    // Both sockets hear of every id (as an acknowledgement, a resend's answer or a delivery),
+    // always with one seq.
+    for ws in [&mut a, &mut b] {
+        let mut seen = std::collections::HashMap::new();
+        while seen.len() < ROUNDS {
+            let m = next(ws).await;
+            if let Some(id) = m["client_msg_id"].as_str() {
+                let seq = m["seq"].as_i64().unwrap();
+                assert_eq!(
+                    *seen.entry(id.to_owned()).or_insert(seq),
+                    seq,
+                    "{id}: one seq"
+                );
+            }
+        }
+    }
+    assert_eq!(user_messages(&app, party).await, ROUNDS as i64);
+    // Every seq from 1 is taken once: a resend's rolled-back bump left no hole.
+    send(&mut a, "after", "and one more").await;
+    let last = ack(&mut a, "after").await["seq"].as_i64().unwrap();
+    let page: Value = app
+        .get(
+            Some(&bob),
+            &format!("/api/v1/parties/{party}/chat/messages?limit=100"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut seqs: Vec<i64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    seqs.reverse();
+    assert_eq!(seqs, (1..=last).collect::<Vec<_>>());
 }
 
 async fn a_reconnecting_client_receives_exactly_what_it_missed(app: TestApp) {

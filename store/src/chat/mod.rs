@@ -5,9 +5,9 @@
 //!   SQLite writers take turns, so concurrent senders on any number of instances never share a
 //!   seq, and a rolled-back send gives its number back (no gap). A message with seq N therefore
 //!   commits only after every message below N has: a reader that sees N in SQL sees all below it.
-//! - **Idempotent sends.** A user message is unique per (party, sender, `client_msg_id`). The check
-//!   for an earlier copy runs after the counter's lock is held, so a concurrent resend waits for
-//!   the first and then finds it: the resend stores nothing and answers with the original.
+//! - **Idempotent sends.** A user message is unique per (party, sender, `client_msg_id`). Its
+//!   insert runs after the counter's lock is held, so a concurrent resend waits for the first and
+//!   then conflicts with it: the resend stores nothing and answers with the original.
 //! - **System messages** (member joined, meet moved, …) share the sequence; each is keyed by the
 //!   outbox event that caused it, so a consumer that runs a batch again writes nothing twice.
 
@@ -105,12 +105,19 @@ pub async fn access(db: &Db, party_id: i64, user_id: i64) -> Result<Access> {
 }
 
 async fn access_on(conn: &mut AnyConnection, party_id: i64, user_id: i64) -> Result<Access> {
-    let party: Option<(i64, String)> =
-        sqlx::query_as("SELECT leader_id, status FROM parties WHERE id = $1")
-            .bind(party_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((leader_id, status)) = party else {
+    // One round trip: the party, and the user's latest booking (a member may leave and join
+    // again, so the latest says where they stand).
+    let row: Option<(i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT p.leader_id, p.status, \
+           (SELECT b.status FROM bookings b WHERE b.party_id = p.id AND b.user_id = $2 \
+            ORDER BY b.id DESC LIMIT 1) \
+         FROM parties p WHERE p.id = $1",
+    )
+    .bind(party_id)
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((leader_id, status, booking)) = row else {
         return Ok(Access::NoParty);
     };
     if status == PartyStatus::Cancelled.to_string() {
@@ -119,17 +126,9 @@ async fn access_on(conn: &mut AnyConnection, party_id: i64, user_id: i64) -> Res
     if leader_id == user_id {
         return Ok(Access::Member);
     }
-    // The latest booking says where the user stands (a member may leave and join again).
-    let booking: Option<(String,)> = sqlx::query_as(
-        "SELECT status FROM bookings WHERE party_id = $1 AND user_id = $2 ORDER BY id DESC LIMIT 1",
-    )
-    .bind(party_id)
-    .bind(user_id)
-    .fetch_optional(&mut *conn)
-    .await?;
     Ok(match booking {
         None => Access::Stranger,
-        Some((s,)) if s == BookingStatus::Left.to_string() => Access::Left,
+        Some(s) if s == BookingStatus::Left.to_string() => Access::Left,
         Some(_) => Access::Member,
     })
 }
@@ -141,18 +140,13 @@ pub enum Sent {
     New(Message),
     /// The same `client_msg_id` was sent before: nothing stored, here is the original.
     Repeat(Message),
+    /// The sender may not talk in the room (any more): nothing stored.
+    Refused(Access),
 }
 
-impl Sent {
-    pub fn message(&self) -> &Message {
-        match self {
-            Sent::New(m) | Sent::Repeat(m) => m,
-        }
-    }
-}
-
-/// Stores a member's message (the caller checked membership and the text), and moves the sender's
-/// read cursor to it: one's own message is never unread.
+/// Stores a member's message (the caller checked the text) and moves the sender's read cursor to
+/// it: one's own message is never unread. Membership is checked in the same transaction, so a
+/// member who left since their socket opened stores nothing.
 pub async fn send(
     db: &Db,
     party_id: i64,
@@ -162,37 +156,42 @@ pub async fn send(
     now: i64,
 ) -> Result<Sent> {
     let mut tx = db.begin().await?;
-    let seq = next_seq(tx.conn(), party_id).await?;
-    // After the counter's lock: a concurrent send of the same id has committed or rolled back.
-    let earlier: Option<Message> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM chat_messages \
-         WHERE party_id = $1 AND sender_id = $2 AND client_msg_id = $3"
+    match access_on(tx.conn(), party_id, sender_id).await? {
+        Access::Member => {}
+        refused => return Ok(Sent::Refused(refused)),
+    }
+    let seq = next_seq(tx.conn(), party_id, Some(now)).await?;
+    // A resend of an earlier `client_msg_id` conflicts with it and inserts nothing. Under the
+    // counter's lock a concurrent send of the same id has committed or rolled back already, so
+    // the conflict is decided against committed rows.
+    let stored: Option<Message> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO chat_messages \
+         (party_id, seq, kind, sender_id, client_msg_id, text, sent_at) \
+         VALUES ($1, $2, 'user', $3, $4, $5, $6) \
+         ON CONFLICT (party_id, sender_id, client_msg_id) DO NOTHING RETURNING {COLUMNS}"
     )))
     .bind(party_id)
+    .bind(seq)
     .bind(sender_id)
     .bind(client_msg_id)
+    .bind(text)
+    .bind(now)
     .fetch_optional(tx.conn())
     .await?;
-    if let Some(original) = earlier {
-        // Dropping the transaction gives the bumped seq back.
+    let Some(message) = stored else {
+        // Rolling back gives the bumped seq back; the original answers the resend.
+        tx.rollback().await?;
+        let original: Message = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM chat_messages \
+             WHERE party_id = $1 AND sender_id = $2 AND client_msg_id = $3"
+        )))
+        .bind(party_id)
+        .bind(sender_id)
+        .bind(client_msg_id)
+        .fetch_one(db.pool())
+        .await?;
         return Ok(Sent::Repeat(original));
-    }
-    let message = insert(
-        &mut tx,
-        NewMessage {
-            party_id,
-            seq,
-            kind: MessageKind::User,
-            sender_id: Some(sender_id),
-            client_msg_id: Some(client_msg_id),
-            text,
-            event: None,
-            subject_id: None,
-            event_id: None,
-        },
-        now,
-    )
-    .await?;
+    };
     move_cursor(tx.conn(), party_id, sender_id, seq, now).await?;
     tx.commit().await?;
     Ok(Sent::New(message))
@@ -223,7 +222,7 @@ pub async fn write_system(
     if seen.is_some() {
         return Ok(None);
     }
-    let seq = next_seq(tx.conn(), msg.party_id).await?;
+    let seq = next_seq(tx.conn(), msg.party_id, None).await?;
     let message = insert(
         tx,
         NewMessage {
@@ -243,14 +242,18 @@ pub async fn write_system(
     Ok(Some(message))
 }
 
-/// Takes the party's next seq, locking its counter until the transaction ends.
-async fn next_seq(conn: &mut AnyConnection, party_id: i64) -> Result<i64> {
+/// Takes the party's next seq, locking its counter until the transaction ends. A member's message
+/// (`user_at`: when it was sent) also marks the room active for the away sweep.
+async fn next_seq(conn: &mut AnyConnection, party_id: i64, user_at: Option<i64>) -> Result<i64> {
     let (seq,): (i64,) = sqlx::query_as(
-        "INSERT INTO chat_rooms (party_id, last_seq) VALUES ($1, 1) \
-         ON CONFLICT (party_id) DO UPDATE SET last_seq = chat_rooms.last_seq + 1 \
+        "INSERT INTO chat_rooms (party_id, last_seq, last_user_at) VALUES ($1, 1, $2) \
+         ON CONFLICT (party_id) DO UPDATE SET last_seq = chat_rooms.last_seq + 1, \
+           last_user_at = CASE WHEN excluded.last_user_at > chat_rooms.last_user_at \
+             THEN excluded.last_user_at ELSE chat_rooms.last_user_at END \
          RETURNING last_seq",
     )
     .bind(party_id)
+    .bind(user_at.unwrap_or(0))
     .fetch_one(conn)
     .await?;
     Ok(seq)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{connect, next, room, send};
+use super::{connect, next, next_notice, room, send};
 use crate::common::{eventually, TestApp, TestUser};
 
 /// Chat test settings with the away sweep every 50 ms, and presence that outlasts the test's
@@ -85,4 +85,51 @@ async fn an_away_member_gets_one_new_messages_notification_per_quiet_period(app:
     app.state.clock.advance_ms(quiet);
     sweep(&app).await;
     assert_eq!(chat_notices(&app, &bob).await.len(), 2);
+}
+
+/// Chat test settings whose background sweep stays out of the way (once an hour), so only the
+/// sweeps the test runs write notifications.
+fn manual_settings() -> api::state::Settings {
+    let mut settings = settings();
+    settings.chat.notify_every = Duration::from_secs(3_600);
+    settings
+}
+
+on_both_backends!(with super::manual_settings() => a_page_of_present_members_does_not_hide_the_rooms_after_it);
+
+async fn a_page_of_present_members_does_not_hide_the_rooms_after_it(app: TestApp) {
+    let mut rooms = Vec::new();
+    for _ in 0..3 {
+        rooms.push(room(&app).await);
+    }
+    rooms.sort_by_key(|(party, _, _)| *party);
+    // In the first room (in party order) bob is present; in the other two he is away.
+    let (first, _, present) = &rooms[0];
+    let mut b = connect(&app, present, *first, None).await;
+    assert_eq!(next_notice(&mut b).await["type"], "presence", "in the room");
+    let mut leaders = Vec::new();
+    for (i, (party, leader, _)) in rooms.iter().enumerate() {
+        let mut a = connect(&app, leader, *party, None).await;
+        send(&mut a, &format!("r{i}"), "hi all").await;
+        next(&mut a).await;
+        leaders.push(a);
+    }
+    // One room a page: the first page has nobody to tell, and the sweep goes on past it.
+    let written = api::chat::away::sweep_in_pages(&app.state, 1)
+        .await
+        .unwrap();
+    assert_eq!(written, 2);
+    assert!(chat_notices(&app, present).await.is_empty());
+    for (party, _, away) in &rooms[1..] {
+        let got = chat_notices(&app, away).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["party_id"], *party);
+    }
+    // A second sweep, in pages of two, finds nothing new.
+    assert_eq!(
+        api::chat::away::sweep_in_pages(&app.state, 2)
+            .await
+            .unwrap(),
+        0
+    );
 }
