@@ -73,8 +73,51 @@ struct Row {
     tx: i64,
 }
 
+/// A consumer's place in the outbox, `(tx, id)` of the last event it processed: it has every event
+/// up to it.
+pub type Position = (i64, i64);
+
+/// What one batch did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// Events handled.
+    pub handled: usize,
+    /// The consumer's position after the batch.
+    pub position: Position,
+}
+
 /// Processes the next batch of at most `batch` events for `consumer`. Returns how many it handled.
 pub async fn run_once(db: &Db, consumer: &dyn Consumer, batch: i64, now: i64) -> Result<usize> {
+    Ok(run_batch(db, consumer, batch, now).await?.handled)
+}
+
+/// Whether events after `position` are ready for a batch (on PostgreSQL: written by
+/// transactions older than every one still running). One indexed read outside any transaction
+/// and without the consumer's lock: what a woken consumer asks before it takes them, since most
+/// commits write no event. Another instance may have moved the position further; then the answer
+/// errs towards a batch, which reads the true position. (A position moved back, to replay, is
+/// found by the batch [`run`] takes at least every poll whatever this says.)
+pub async fn pending(db: &Db, position: Position) -> Result<bool> {
+    let sql = match db.dialect() {
+        Dialect::Sqlite => {
+            "SELECT id FROM outbox WHERE (tx > $1 OR (tx = $1 AND id > $2)) ORDER BY tx, id LIMIT 1"
+        }
+        Dialect::Postgres => {
+            "SELECT id FROM outbox WHERE (tx > $1 OR (tx = $1 AND id > $2)) \
+             AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+             ORDER BY tx, id LIMIT 1"
+        }
+    };
+    let next: Option<(i64,)> = sqlx::query_as(sql)
+        .bind(position.0)
+        .bind(position.1)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(next.is_some())
+}
+
+/// [`run_once`], also saying where the consumer's position is after the batch.
+pub async fn run_batch(db: &Db, consumer: &dyn Consumer, batch: i64, now: i64) -> Result<Batch> {
     consumer.begin_batch();
     let mut tx = db.begin().await?;
     let name = consumer.name();
@@ -113,7 +156,10 @@ pub async fn run_once(db: &Db, consumer: &dyn Consumer, batch: i64, now: i64) ->
         .fetch_all(tx.conn())
         .await?;
     let Some(last) = rows.last() else {
-        return Ok(0);
+        return Ok(Batch {
+            handled: 0,
+            position: (last_tx, last_id),
+        });
     };
     let (to_tx, to_id) = (last.tx, last.id);
     for row in &rows {
@@ -147,7 +193,10 @@ pub async fn run_once(db: &Db, consumer: &dyn Consumer, batch: i64, now: i64) ->
     .await?;
     tx.commit().await?;
     consumer.after_commit().await;
-    Ok(rows.len())
+    Ok(Batch {
+        handled: rows.len(),
+        position: (to_tx, to_id),
+    })
 }
 
 /// Each consumer's events not yet processed, by name (for `/metrics`).
@@ -164,6 +213,10 @@ pub async fn lags(db: &Db) -> Result<Vec<(String, i64)>> {
 /// Runs `consumer` until `stop` turns true: after every local commit, and every `poll` for
 /// commits of other processes (and transactions that were still running at the last read).
 /// A failed batch is logged and retried after `poll`.
+///
+/// Most commits write no event (a chat message, a read cursor), so a wake-up by a commit first
+/// asks [`pending`] past the position it last saw, and takes the consumer's lock only when there
+/// is something to do: an idle wake-up is one read instead of a locking transaction.
 pub async fn run(
     db: Db,
     consumer: Arc<dyn Consumer>,
@@ -173,14 +226,32 @@ pub async fn run(
 ) {
     const BATCH: i64 = 100;
     let mut commits = db.commits();
+    let mut seen: Option<Position> = None;
+    // A batch runs at least every `poll` whatever `pending` says (even while commits keep waking
+    // the loop), so a position moved back (to replay events) is noticed.
+    let mut last_batch = tokio::time::Instant::now();
     loop {
-        loop {
-            match run_once(&db, consumer.as_ref(), BATCH, clock.now_ms()).await {
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => break,
-                Err(err) => {
-                    tracing::warn!(consumer = consumer.name(), error = %crate::error::chain(&err), "outbox consumer batch failed; retrying");
-                    break;
+        let ready = match seen {
+            Some(position) if last_batch.elapsed() < poll => {
+                pending(&db, position).await.unwrap_or(true)
+            }
+            _ => true,
+        };
+        if ready {
+            last_batch = tokio::time::Instant::now();
+            loop {
+                match run_batch(&db, consumer.as_ref(), BATCH, clock.now_ms()).await {
+                    Ok(batch) => {
+                        seen = Some(batch.position);
+                        if batch.handled as i64 != BATCH {
+                            break;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(consumer = consumer.name(), error = %crate::error::chain(&err), "outbox consumer batch failed; retrying");
+                        seen = None;
+                        break;
+                    }
                 }
             }
         }

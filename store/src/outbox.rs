@@ -60,6 +60,14 @@ pub async fn relay_once(db: &Db, bus: &dyn Bus, now: i64, batch: i64) -> Result<
              WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
         }
     };
+    // Most commits write no event: look before taking a transaction (on SQLite, the write lock).
+    let unsent: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT 1")
+            .fetch_optional(db.pool())
+            .await?;
+    if unsent.is_none() {
+        return Ok(0);
+    }
     let mut tx = db.begin().await?;
     let rows: Vec<OutboxRow> = sqlx::query_as(claim)
         .bind(batch)

@@ -84,9 +84,12 @@ impl Backend {
             "scaled" => {
                 let (pg, redis) = store::testing::scaled_urls()
                     .context("set GONGGU_TEST_DATABASE_URL and GONGGU_TEST_REDIS_URL")?;
+                // The fresh schema first, then `public` (where the `hstore` type the job queue
+                // needs lives), as a deployment's default search path would have it.
+                let db_url = format!("{}%2Cpublic", store::testing::fresh_pg_url(&pg).await);
                 Ok(Backend {
                     name: name.into(),
-                    db_url: store::testing::fresh_pg_url(&pg).await,
+                    db_url,
                     redis: Some((redis, store::testing::unique_name("bench"))),
                 })
             }

@@ -45,15 +45,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Tells every instance's sockets of the party (fire and forget: a lost note is a hole the next
 /// message or a reconnect fills from SQL).
 pub async fn publish(state: &AppState, party_id: i64, note: &Note) {
+    publish_on(state.live.bus.as_ref(), party_id, note).await
+}
+
+/// [`publish`] on `bus`.
+pub async fn publish_on(bus: &dyn store::live::Bus, party_id: i64, note: &Note) {
     let Ok(payload) = serde_json::to_vec(note) else {
         return;
     };
-    if let Err(err) = state
-        .live
-        .bus
-        .publish(&store::topics::chat(party_id), &payload)
-        .await
-    {
+    if let Err(err) = bus.publish(&store::topics::chat(party_id), &payload).await {
         tracing::warn!(party.id = party_id, error = %err, "chat: could not publish; sockets catch up from SQL");
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use store::chat::{self, Message, SystemMessage};
 use store::consumers::{Consumer, StoredEvent};
+use store::live::Bus;
 use store::events::Event;
 use store::Tx;
 use tokio::sync::watch;
@@ -25,9 +26,22 @@ use crate::time::Timestamp;
 pub const NAME: &str = "chat";
 
 /// Writes system messages and keeps those of the running batch for publishing after commit.
-#[derive(Default)]
 pub struct ChatConsumer {
+    bus: Arc<dyn Bus>,
     written: Mutex<Vec<Message>>,
+}
+
+impl ChatConsumer {
+    pub fn new(bus: Arc<dyn Bus>) -> Arc<Self> {
+        Arc::new(ChatConsumer {
+            bus,
+            written: Mutex::default(),
+        })
+    }
+
+    fn take(&self) -> Vec<Message> {
+        std::mem::take(&mut *self.written.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// The system message an event makes: (party, event name, member concerned, text).
@@ -95,50 +109,21 @@ impl Consumer for ChatConsumer {
         }
         Ok(())
     }
-}
 
-impl ChatConsumer {
-    fn take(&self) -> Vec<Message> {
-        std::mem::take(&mut *self.written.lock().unwrap_or_else(|e| e.into_inner()))
+    fn begin_batch(&self) {
+        // A failed batch rolled back what it wrote: none of it may be published.
+        self.take();
     }
-}
 
-/// Runs the consumer until shutdown: after every local commit and every `poll`, and publishes
-/// what each committed batch wrote.
-pub async fn run(state: AppState, poll: Duration, mut stop: watch::Receiver<bool>) {
-    const BATCH: i64 = 100;
-    let consumer = Arc::new(ChatConsumer::default());
-    let mut commits = state.db.commits();
-    loop {
-        loop {
-            let done =
-                store::consumers::run_once(&state.db, consumer.as_ref(), BATCH, state.now()).await;
-            let written = consumer.take();
-            match done {
-                Ok(n) => {
-                    for m in written {
-                        super::publish(&state, m.party_id, &Note::Message(m)).await;
-                    }
-                    if n as i64 != BATCH {
-                        break;
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(consumer = NAME, error = %store::error::chain(&err), "chat consumer batch failed; retrying");
-                    break;
-                }
-            }
-        }
-        tokio::select! {
-            _ = commits.changed() => {}
-            _ = tokio::time::sleep(poll) => {}
-            _ = stopped(&mut stop) => return,
+    async fn after_commit(&self) {
+        for m in self.take() {
+            super::publish_on(self.bus.as_ref(), m.party_id, &Note::Message(m)).await;
         }
     }
 }
 
-/// Resolves once `stop` is true, holding no lock of the watch across the caller's awaits (so the
-/// future stays `Send`).
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
+/// Runs the consumer until shutdown: after every local commit and every `poll`.
+pub async fn run(state: AppState, poll: Duration, stop: watch::Receiver<bool>) {
+    let consumer = ChatConsumer::new(state.live.bus.clone());
+    store::consumers::run(state.db.clone(), consumer, state.clock.clone(), poll, stop).await
 }
