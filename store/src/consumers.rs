@@ -100,10 +100,10 @@ pub async fn run_once(db: &Db, consumer: &dyn Consumer, batch: i64, now: i64) ->
 pub async fn pending(db: &Db, position: Position) -> Result<bool> {
     let sql = match db.dialect() {
         Dialect::Sqlite => {
-            "SELECT id FROM outbox WHERE (tx > $1 OR (tx = $1 AND id > $2)) ORDER BY tx, id LIMIT 1"
+            "SELECT id FROM outbox WHERE (tx, id) > ($1, $2) ORDER BY tx, id LIMIT 1"
         }
         Dialect::Postgres => {
-            "SELECT id FROM outbox WHERE (tx > $1 OR (tx = $1 AND id > $2)) \
+            "SELECT id FROM outbox WHERE (tx, id) > ($1, $2) \
              AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
              ORDER BY tx, id LIMIT 1"
         }
@@ -140,11 +140,11 @@ pub async fn run_batch(db: &Db, consumer: &dyn Consumer, batch: i64, now: i64) -
     let next = match tx.dialect() {
         Dialect::Sqlite => {
             "SELECT id, topic, kind, payload, created_at, tx FROM outbox \
-             WHERE (tx > $1 OR (tx = $1 AND id > $2)) ORDER BY tx, id LIMIT $3"
+             WHERE (tx, id) > ($1, $2) ORDER BY tx, id LIMIT $3"
         }
         Dialect::Postgres => {
             "SELECT id, topic, kind, payload, created_at, tx FROM outbox \
-             WHERE (tx > $1 OR (tx = $1 AND id > $2)) \
+             WHERE (tx, id) > ($1, $2) \
              AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
              ORDER BY tx, id LIMIT $3"
         }
@@ -203,7 +203,7 @@ pub async fn run_batch(db: &Db, consumer: &dyn Consumer, batch: i64, now: i64) -
 pub async fn lags(db: &Db) -> Result<Vec<(String, i64)>> {
     Ok(sqlx::query_as(
         "SELECT c.name, (SELECT COUNT(*) FROM outbox o \
-           WHERE o.tx > c.last_tx OR (o.tx = c.last_tx AND o.id > c.last_id)) \
+           WHERE (o.tx, o.id) > (c.last_tx, c.last_id)) \
          FROM outbox_consumers c ORDER BY c.name",
     )
     .fetch_all(db.pool())

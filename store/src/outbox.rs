@@ -115,7 +115,7 @@ pub async fn prune(db: &Db, now: i64, keep_ms: i64) -> Result<u64> {
     let done = sqlx::query(
         "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1 AND NOT EXISTS \
          (SELECT 1 FROM outbox_consumers c \
-          WHERE outbox.tx > c.last_tx OR (outbox.tx = c.last_tx AND outbox.id > c.last_id))",
+          WHERE (outbox.tx, outbox.id) > (c.last_tx, c.last_id))",
     )
     .bind(now - keep_ms)
     .execute(tx.conn())

@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use store::chat::{self, Message, SystemMessage};
 use store::consumers::{Consumer, StoredEvent};
-use store::live::Bus;
 use store::events::Event;
+use store::live::Bus;
 use store::Tx;
 use tokio::sync::watch;
 

@@ -18,7 +18,7 @@ pub use moderation::{delete, report, Deletion, Report, Reported};
 
 use sqlx::{AnyConnection, FromRow};
 
-use crate::db::{Db, Tx};
+use crate::db::{Db, Dialect, Tx};
 use crate::error::Result;
 use crate::lifecycle::{BookingStatus, PartyStatus};
 
@@ -160,24 +160,7 @@ pub async fn send(
         Access::Member => {}
         refused => return Ok(Sent::Refused(refused)),
     }
-    let seq = next_seq(tx.conn(), party_id, Some(now)).await?;
-    // A resend of an earlier `client_msg_id` conflicts with it and inserts nothing. Under the
-    // counter's lock a concurrent send of the same id has committed or rolled back already, so
-    // the conflict is decided against committed rows.
-    let stored: Option<Message> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO chat_messages \
-         (party_id, seq, kind, sender_id, client_msg_id, text, sent_at) \
-         VALUES ($1, $2, 'user', $3, $4, $5, $6) \
-         ON CONFLICT (party_id, sender_id, client_msg_id) DO NOTHING RETURNING {COLUMNS}"
-    )))
-    .bind(party_id)
-    .bind(seq)
-    .bind(sender_id)
-    .bind(client_msg_id)
-    .bind(text)
-    .bind(now)
-    .fetch_optional(tx.conn())
-    .await?;
+    let stored = store_user_message(&mut tx, party_id, sender_id, client_msg_id, text, now).await?;
     let Some(message) = stored else {
         // Rolling back gives the bumped seq back; the original answers the resend.
         tx.rollback().await?;
@@ -192,9 +175,72 @@ pub async fn send(
         .await?;
         return Ok(Sent::Repeat(original));
     };
-    move_cursor(tx.conn(), party_id, sender_id, seq, now).await?;
     tx.commit().await?;
     Ok(Sent::New(message))
+}
+
+/// Takes the next seq, inserts the message and moves the sender's cursor to it; `None` (with the
+/// counter bumped: the caller rolls back) when the sender sent this `client_msg_id` before.
+///
+/// A resend conflicts with the earlier copy and inserts nothing. Under the counter's lock a
+/// concurrent send of the same id has committed or rolled back already, and a unique index is
+/// checked against committed rows whatever the statement's snapshot, so the conflict is decided
+/// right. On PostgreSQL the three writes are one statement, so the counter's lock is held for that
+/// statement and the commit only, not for three round trips.
+async fn store_user_message(
+    tx: &mut Tx,
+    party_id: i64,
+    sender_id: i64,
+    client_msg_id: &str,
+    text: &str,
+    now: i64,
+) -> Result<Option<Message>> {
+    if tx.dialect() == Dialect::Postgres {
+        return Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "WITH room AS ( \
+               INSERT INTO chat_rooms (party_id, last_seq, last_user_at) VALUES ($1, 1, $5) \
+               ON CONFLICT (party_id) DO UPDATE SET last_seq = chat_rooms.last_seq + 1, \
+                 last_user_at = GREATEST(excluded.last_user_at, chat_rooms.last_user_at) \
+               RETURNING last_seq), \
+             m AS ( \
+               INSERT INTO chat_messages \
+               (party_id, seq, kind, sender_id, client_msg_id, text, sent_at) \
+               SELECT $1, room.last_seq, 'user', $2, $3, $4, $5 FROM room \
+               ON CONFLICT (party_id, sender_id, client_msg_id) DO NOTHING RETURNING {COLUMNS}), \
+             cursor AS ( \
+               INSERT INTO chat_reads (party_id, user_id, seq, updated_at) \
+               SELECT party_id, sender_id, seq, sent_at FROM m \
+               ON CONFLICT (party_id, user_id) DO UPDATE SET \
+                 seq = GREATEST(excluded.seq, chat_reads.seq), updated_at = excluded.updated_at) \
+             SELECT {COLUMNS} FROM m"
+        )))
+        .bind(party_id)
+        .bind(sender_id)
+        .bind(client_msg_id)
+        .bind(text)
+        .bind(now)
+        .fetch_optional(tx.conn())
+        .await?);
+    }
+    let seq = next_seq(tx.conn(), party_id, Some(now)).await?;
+    let stored: Option<Message> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO chat_messages \
+         (party_id, seq, kind, sender_id, client_msg_id, text, sent_at) \
+         VALUES ($1, $2, 'user', $3, $4, $5, $6) \
+         ON CONFLICT (party_id, sender_id, client_msg_id) DO NOTHING RETURNING {COLUMNS}"
+    )))
+    .bind(party_id)
+    .bind(seq)
+    .bind(sender_id)
+    .bind(client_msg_id)
+    .bind(text)
+    .bind(now)
+    .fetch_optional(tx.conn())
+    .await?;
+    if stored.is_some() {
+        move_cursor(tx.conn(), party_id, sender_id, seq, now).await?;
+    }
+    Ok(stored)
 }
 
 /// A system message for one outbox event.
