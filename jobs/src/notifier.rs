@@ -48,10 +48,8 @@ impl Consumer for Notifier {
 
     async fn handle(&self, tx: &mut Tx, event: &StoredEvent) -> store::Result<()> {
         let now = event.at;
-        let mut written = Vec::new();
-        for new in notifications_of(tx, event).await? {
-            written.extend(notifications::write(tx.conn(), &new, now).await?);
-        }
+        let news = notifications_of(tx, event).await?;
+        let written = notifications::write_all(tx.conn(), &news, now).await?;
         self.written
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -10,10 +10,6 @@ use store::events::Event;
 use store::topics::{party_kind, PARTIES_TOPIC};
 use store::{outbox, Db, Tx};
 
-async fn sqlite(dir: &tempfile::TempDir) -> Db {
-    store::testing::sqlite_db(dir.path()).await
-}
-
 /// A consumer whose effect is a row per event, keyed by the event id (so a repeat would fail the
 /// insert), and which fails on purpose at the event numbered `fail_at` (its party id).
 struct Recorder {
@@ -268,25 +264,6 @@ async fn consumers_added_by_an_upgrade_start_at_the_end(db: Db) {
     let other = recorder("mail");
     settle(&db, &other, 100, 4).await.unwrap();
     assert_eq!(processed(&db, "mail").await, vec![1, 2, 3, 4]);
-}
-
-macro_rules! on_both {
-    ($($name:ident),*) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let dir = tempfile::tempdir().unwrap();
-                super::$name(super::sqlite(&dir).await).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(db) = store::testing::postgres_db().await {
-                    super::$name(db).await;
-                }
-            }
-        }
-    )*};
 }
 
 on_both!(
