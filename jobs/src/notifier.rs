@@ -63,17 +63,20 @@ impl Consumer for Notifier {
     }
 
     async fn after_commit(&self) {
-        for n in self.take_written() {
-            match serde_json::to_vec(&n) {
-                Ok(bytes) => {
-                    let topic = store::topics::notifications(n.user_id);
-                    if let Err(err) = self.bus.publish(&topic, &bytes).await {
-                        // Streams catch up from SQL on their next message or reconnect.
-                        tracing::warn!(user.id = n.user_id, error = %err, "notification not published");
-                    }
+        let messages: Vec<(String, Vec<u8>)> = self
+            .take_written()
+            .into_iter()
+            .filter_map(|n| match serde_json::to_vec(&n) {
+                Ok(bytes) => Some((store::topics::notifications(n.user_id), bytes)),
+                Err(err) => {
+                    tracing::error!(error = %err, "notification not serialisable");
+                    None
                 }
-                Err(err) => tracing::error!(error = %err, "notification not serialisable"),
-            }
+            })
+            .collect();
+        if let Err(err) = self.bus.publish_all(&messages).await {
+            // Streams catch up from SQL on their next message or reconnect.
+            tracing::warn!(error = %err, count = messages.len(), "notifications not published");
         }
     }
 }

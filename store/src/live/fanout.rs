@@ -16,9 +16,15 @@ const TOPIC_CAPACITY: usize = 1024;
 /// catches up from SQL like any other.
 const ENTITY_TOPIC_CAPACITY: usize = 64;
 
+/// The same for a user's `sessions.{user}` topic, which carries only "this session ended" (a
+/// logout) and which every open stream and socket holds: a few slots.
+const SESSIONS_TOPIC_CAPACITY: usize = 4;
+
 /// The ring size for `topic`: entity topics are named `kind.{id}`.
 fn capacity(topic: &str) -> usize {
-    if topic.contains('.') {
+    if topic.starts_with("sessions.") {
+        SESSIONS_TOPIC_CAPACITY
+    } else if topic.contains('.') {
         ENTITY_TOPIC_CAPACITY
     } else {
         TOPIC_CAPACITY

@@ -72,6 +72,14 @@ impl Subscription {
 #[async_trait]
 pub trait Bus: Send + Sync {
     async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), LiveError>;
+    /// Publishes each `(topic, payload)` in order; stops at the first failure. A fan-out of one
+    /// event (thousands of users' topics) goes out in a few round trips where the bus allows it.
+    async fn publish_all(&self, messages: &[(String, Vec<u8>)]) -> Result<(), LiveError> {
+        for (topic, payload) in messages {
+            self.publish(topic, payload).await?;
+        }
+        Ok(())
+    }
     /// Subscribes to `topic`; messages published after this returns are delivered.
     async fn subscribe(&self, topic: &str) -> Result<Subscription, LiveError>;
 }

@@ -219,7 +219,27 @@ impl Bus for RedisBus {
     async fn subscribe(&self, topic: &str) -> Result<Subscription, LiveError> {
         Ok(self.fanout.subscribe(topic))
     }
+
+    /// Pipelined: one round trip per [`PUBLISH_PIPELINE`] messages.
+    async fn publish_all(&self, messages: &[(String, Vec<u8>)]) -> Result<(), LiveError> {
+        let mut con = self.manager.clone();
+        for chunk in messages.chunks(PUBLISH_PIPELINE) {
+            let mut pipe = redis::pipe();
+            for (topic, payload) in chunk {
+                pipe.publish(
+                    format!("{}{topic}", self.channel_prefix),
+                    payload.as_slice(),
+                )
+                .ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        Ok(())
+    }
 }
+
+/// Messages per pipeline in [`RedisBus::publish_all`].
+const PUBLISH_PIPELINE: usize = 500;
 
 /// The cache on Redis strings with expiry.
 pub struct RedisCache {

@@ -49,6 +49,7 @@ contract!(
     a_subscriber_gets_what_is_published_after_it_subscribed_in_order,
     every_subscriber_of_a_topic_gets_each_message,
     topics_are_kept_apart,
+    a_batch_published_at_once_reaches_each_topic_in_order,
     a_cached_value_is_read_back_until_deleted,
     a_cached_value_expires_after_its_ttl,
     counters_count_up_from_one,
@@ -188,6 +189,28 @@ async fn every_subscriber_of_a_topic_gets_each_message(live: Live) {
         recv(&mut b).await,
         BusMessage::Payload(Bytes::from_static(b"hello"))
     );
+}
+
+async fn a_batch_published_at_once_reaches_each_topic_in_order(live: Live) {
+    // More messages than one pipeline holds, spread over 20 topics (each within its ring).
+    const TOPICS: usize = 20;
+    const MESSAGES: usize = 600;
+    let mut subs = Vec::new();
+    for t in 0..TOPICS {
+        subs.push(live.bus.subscribe(&format!("user.{t}")).await.unwrap());
+    }
+    let batch: Vec<(String, Vec<u8>)> = (0..MESSAGES)
+        .map(|i| (format!("user.{}", i % TOPICS), format!("m{i}").into_bytes()))
+        .collect();
+    live.bus.publish_all(&batch).await.unwrap();
+    for (t, sub) in subs.iter_mut().enumerate() {
+        for i in (t..MESSAGES).step_by(TOPICS) {
+            assert_eq!(
+                recv(sub).await,
+                BusMessage::Payload(Bytes::from(format!("m{i}")))
+            );
+        }
+    }
 }
 
 async fn topics_are_kept_apart(live: Live) {
