@@ -138,13 +138,30 @@ async fn write_chunk(
     chunk: &[&NewNotification],
     now: i64,
 ) -> Result<Vec<Notification>> {
+    // By user and key lists, not `(user_id, dedupe) IN (VALUES …)`: PostgreSQL's generic plan
+    // for the pairs (a prepared statement's plan from the sixth run on) scanned the whole table,
+    // while `user_id IN (…)` is an index probe per user whatever the values. The fan-out of one
+    // event has one key, so the lists give back only the pairs asked for or few more.
+    let mut keys: Vec<&str> = chunk.iter().map(|n| n.dedupe.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let list = |from: usize, n: usize| -> String {
+        (from..from + n)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let sql = format!(
-        "SELECT user_id, dedupe FROM notifications WHERE (user_id, dedupe) IN (VALUES {})",
-        tuples(chunk.len(), 2, 1)
+        "SELECT user_id, dedupe FROM notifications WHERE user_id IN ({}) AND dedupe IN ({})",
+        list(1, chunk.len()),
+        list(chunk.len() + 1, keys.len())
     );
     let mut seen = sqlx::query_as(sqlx::AssertSqlSafe(sql));
     for n in chunk {
-        seen = seen.bind(n.user_id).bind(&n.dedupe);
+        seen = seen.bind(n.user_id);
+    }
+    for key in &keys {
+        seen = seen.bind(*key);
     }
     let seen: std::collections::HashSet<(i64, String)> =
         seen.fetch_all(&mut *conn).await?.into_iter().collect();
