@@ -120,15 +120,18 @@ pub async fn write_all(
     Ok(out)
 }
 
+/// `$from, …`: `n` placeholders.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `($1, $2, …), (…)`: `rows` tuples of `cols` placeholders from `$first`.
 fn tuples(rows: usize, cols: usize, first: usize) -> String {
     (0..rows)
-        .map(|r| {
-            let cells: Vec<String> = (0..cols)
-                .map(|c| format!("${}", first + r * cols + c))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
+        .map(|r| format!("({})", placeholders(first + r * cols, cols)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -145,16 +148,10 @@ async fn write_chunk(
     let mut keys: Vec<&str> = chunk.iter().map(|n| n.dedupe.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
-    let list = |from: usize, n: usize| -> String {
-        (from..from + n)
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let sql = format!(
         "SELECT user_id, dedupe FROM notifications WHERE user_id IN ({}) AND dedupe IN ({})",
-        list(1, chunk.len()),
-        list(chunk.len() + 1, keys.len())
+        placeholders(1, chunk.len()),
+        placeholders(chunk.len() + 1, keys.len())
     );
     let mut seen = sqlx::query_as(sqlx::AssertSqlSafe(sql));
     for n in chunk {
@@ -214,10 +211,7 @@ async fn write_chunk(
     // Web Push only for the few with a subscription.
     let sql = format!(
         "SELECT DISTINCT user_id FROM push_subscriptions WHERE user_id IN ({})",
-        (0..rows.len())
-            .map(|i| format!("${}", i + 1))
-            .collect::<Vec<_>>()
-            .join(", ")
+        placeholders(1, rows.len())
     );
     let mut subscribed = sqlx::query_as(sqlx::AssertSqlSafe(sql));
     for r in &rows {
