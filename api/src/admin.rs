@@ -78,14 +78,6 @@ pub struct JobQuery {
     limit: Option<i64>,
 }
 
-async fn operator(state: &AppState, user: &AuthUser) -> ApiResult<()> {
-    if crate::auth::is_operator(state, user.id).await? {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("forbidden", "operators only"))
-    }
-}
-
 fn runtime(state: &AppState) -> ApiResult<&jobs::Jobs> {
     state.jobs.get().ok_or_else(|| {
         ApiError::new(
@@ -109,7 +101,7 @@ async fn list_jobs(
     user: AuthUser,
     Query(q): Query<JobQuery>,
 ) -> ApiResult<axum::Json<Page<JobView>>> {
-    operator(&state, &user).await?;
+    crate::auth::require_operator(&state, &user).await?;
     let limit = paging::limit(q.limit)?;
     let job_state = q
         .state
@@ -163,7 +155,7 @@ async fn retry_job(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<axum::http::StatusCode> {
-    operator(&state, &user).await?;
+    crate::auth::require_operator(&state, &user).await?;
     let retried = runtime(&state)?
         .store
         .retry(&id)

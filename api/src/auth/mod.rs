@@ -451,6 +451,15 @@ pub async fn is_operator(state: &AppState, user_id: i64) -> ApiResult<bool> {
         .is_some_and(|u| operators.contains(&u.email)))
 }
 
+/// Lets only operators through: 403 `forbidden` for anybody else.
+pub async fn require_operator(state: &AppState, user: &AuthUser) -> ApiResult<()> {
+    if is_operator(state, user.id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("forbidden", "operators only"))
+    }
+}
+
 /// Lets a request through to an operational endpoint whose readers are configured.
 pub async fn check_access(
     state: &AppState,

@@ -155,6 +155,82 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(delete_chat_message))
         .routes(utoipa_axum::routes!(report_chat_message))
+        .routes(utoipa_axum::routes!(list_chat_reports))
+}
+
+/// A member's report, with the message it is about, as operators see it.
+#[derive(Serialize, ToSchema)]
+pub struct ChatReportView {
+    /// The report's id.
+    pub id: i64,
+    pub party_id: i64,
+    /// The reported message's seq in its party.
+    pub seq: i64,
+    pub sender_id: Option<i64>,
+    /// The message's text; empty once deleted.
+    pub text: String,
+    pub deleted: bool,
+    pub reporter_id: i64,
+    pub reason: String,
+    pub created_at: Timestamp,
+}
+
+/// A page of reports, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct ChatReports {
+    pub items: Vec<ChatReportView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportsQuery {
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<i64>,
+}
+
+/// Reported chat messages, newest report first (operators only: `GONGGU_OPERATOR_EMAILS`).
+#[utoipa::path(get, path = "/admin/chat-reports", tag = "admin", security(("bearer" = [])), params(ReportsQuery),
+    responses(
+        (status = 200, description = "A page of reports", body = ChatReports),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: operators only", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (`cursor`, `limit`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_chat_reports(
+    State(state): State<AppState>,
+    user: AuthUser,
+    crate::extract::Query(q): crate::extract::Query<ReportsQuery>,
+) -> ApiResult<axum::Json<ChatReports>> {
+    crate::auth::require_operator(&state, &user).await?;
+    let limit = crate::paging::limit(q.limit)?;
+    let before = crate::paging::cursor(q.cursor.as_deref())?;
+    let mut rows = chat::reports(&state.db, before, limit as i64 + 1).await?;
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| store::cursor::encode(r.id))
+    } else {
+        None
+    };
+    let items = rows
+        .into_iter()
+        .map(|r| ChatReportView {
+            id: r.id,
+            party_id: r.party_id,
+            seq: r.seq,
+            sender_id: r.sender_id,
+            text: r.text,
+            deleted: r.deleted_at.is_some(),
+            reporter_id: r.reporter_id,
+            reason: r.reason,
+            created_at: Timestamp(r.created_at),
+        })
+        .collect();
+    Ok(axum::Json(ChatReports { items, next_cursor }))
 }
 
 #[cfg(test)]

@@ -155,10 +155,11 @@ async fn system_messages(app: &TestApp, party: i64) -> i64 {
     n
 }
 
-/// Test settings with a send limit no test here reaches.
+/// Test settings with a send limit no test here reaches, and an operator (for the reports).
 fn settings() -> api::state::Settings {
     let mut settings = crate::common::test_settings();
     settings.chat.send_limit = 10_000;
+    settings.operator_emails = vec!["ops@test.gonggu.kr".into()];
     settings
 }
 
@@ -774,4 +775,43 @@ async fn members_report_a_message_once(app: TestApp) {
     .await
     .unwrap();
     assert_eq!(stored, vec![(leader.id, "spam".to_owned())]);
+
+    // Operators read the reports with the message; nobody else may.
+    let res = app.get(Some(&leader), "/api/v1/admin/chat-reports").await;
+    crate::common::assert_problem(res, 403, "forbidden").await;
+    let now = app.state.now();
+    let ops = store::users::insert_user(app.db(), "ops@test.gonggu.kr", "x", "운영자", now)
+        .await
+        .unwrap();
+    let ops = TestUser {
+        id: ops.id,
+        token: app.state.keys.issue(ops.id, now).unwrap(),
+    };
+    let page: Value = app
+        .get(Some(&ops), "/api/v1/admin/chat-reports")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(
+        (
+            items[0]["party_id"].as_i64(),
+            items[0]["seq"].as_i64(),
+            items[0]["sender_id"].as_i64(),
+            items[0]["text"].as_str(),
+            items[0]["reporter_id"].as_i64(),
+            items[0]["reason"].as_str(),
+        ),
+        (
+            Some(party),
+            Some(seq),
+            Some(bob.id),
+            Some("buy my coins"),
+            Some(leader.id),
+            Some("spam")
+        )
+    );
+    assert!(page["next_cursor"].is_null());
 }

@@ -120,6 +120,7 @@ async fn the_openapi_document_lists_every_route_and_the_problem_schema(app: Test
         .collect();
     documented.sort();
     let mut expected: Vec<(String, String)> = [
+        ("/api/v1/admin/chat-reports", "get"),
         ("/api/v1/admin/jobs", "get"),
         ("/api/v1/admin/jobs/{id}/retry", "post"),
         ("/api/v1/auth/login", "post"),

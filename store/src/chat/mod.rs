@@ -14,7 +14,7 @@
 pub mod away;
 mod moderation;
 
-pub use moderation::{delete, report, Deletion, Report, Reported};
+pub use moderation::{delete, report, reports, Deletion, Report, Reported, ReportedMessage};
 
 use sqlx::{AnyConnection, FromRow};
 

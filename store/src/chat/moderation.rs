@@ -126,3 +126,33 @@ pub async fn report(
         None => Reported::Again,
     })
 }
+
+/// A report with the message it is about, for operators.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct ReportedMessage {
+    /// The report's id.
+    pub id: i64,
+    pub party_id: i64,
+    pub seq: i64,
+    pub sender_id: Option<i64>,
+    /// Empty once the message was deleted.
+    pub text: String,
+    pub deleted_at: Option<i64>,
+    pub reporter_id: i64,
+    pub reason: String,
+    pub created_at: i64,
+}
+
+/// Reports, newest first: at most `limit` with an id below `before` (from the newest when `None`).
+pub async fn reports(db: &Db, before: Option<i64>, limit: i64) -> Result<Vec<ReportedMessage>> {
+    Ok(sqlx::query_as(
+        "SELECT r.id, m.party_id, m.seq, m.sender_id, m.text, m.deleted_at, r.reporter_id, \
+           r.reason, r.created_at \
+         FROM chat_reports r JOIN chat_messages m ON m.id = r.message_id \
+         WHERE r.id < $1 ORDER BY r.id DESC LIMIT $2",
+    )
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
+}
