@@ -159,7 +159,7 @@ async fn system_messages(app: &TestApp, party: i64) -> i64 {
 fn settings() -> api::state::Settings {
     let mut settings = crate::common::test_settings();
     settings.chat.send_limit = 10_000;
-    settings.operator_emails = vec!["ops@test.gonggu.kr".into()];
+    settings.operator_emails = vec![crate::common::OPERATOR_EMAIL.into()];
     settings
 }
 
@@ -779,14 +779,7 @@ async fn members_report_a_message_once(app: TestApp) {
     // Operators read the reports with the message; nobody else may.
     let res = app.get(Some(&leader), "/api/v1/admin/chat-reports").await;
     crate::common::assert_problem(res, 403, "forbidden").await;
-    let now = app.state.now();
-    let ops = store::users::insert_user(app.db(), "ops@test.gonggu.kr", "x", "운영자", now)
-        .await
-        .unwrap();
-    let ops = TestUser {
-        id: ops.id,
-        token: app.state.keys.issue(ops.id, now).unwrap(),
-    };
+    let ops = app.operator().await;
     let page: Value = app
         .get(Some(&ops), "/api/v1/admin/chat-reports")
         .await

@@ -782,7 +782,7 @@ async fn event_streams_are_capped_and_end_at_logout(app: TestApp) {
 fn operators_settings() -> Settings {
     Settings {
         ingest_runs_access: api::config::Access::Operators,
-        operator_emails: vec!["ops@test.gonggu.kr".into()],
+        operator_emails: vec![crate::common::OPERATOR_EMAIL.into()],
         ..common::test_settings()
     }
 }

@@ -30,7 +30,7 @@ on_both_backends!(with super::operator_settings() =>
 /// Jobs, with `ops@test.gonggu.kr` an operator.
 fn operator_settings() -> api::state::Settings {
     let mut settings = crate::common::jobs_settings();
-    settings.operator_emails = vec!["ops@test.gonggu.kr".into()];
+    settings.operator_emails = vec![crate::common::OPERATOR_EMAIL.into()];
     settings
 }
 
@@ -607,14 +607,7 @@ async fn count_where(app: &TestApp, table: &str, condition: &str) -> i64 {
 }
 
 async fn operators_list_jobs_and_retry_a_dead_one(app: TestApp) {
-    let now = app.state.now();
-    let ops = store::users::insert_user(app.db(), "ops@test.gonggu.kr", "x", "운영자", now)
-        .await
-        .unwrap();
-    let ops = TestUser {
-        id: ops.id,
-        token: app.state.keys.issue(ops.id, now).unwrap(),
-    };
+    let ops = app.operator().await;
     let Closed {
         leader, party, id, ..
     } = closed_party(&app).await;

@@ -40,20 +40,13 @@ on_both_backends!(with super::operator_settings() => an_operator_sees_and_pauses
 
 fn operator_settings() -> Settings {
     let mut s = settings();
-    s.operator_emails = vec!["ops@test.gonggu.kr".into()];
+    s.operator_emails = vec![crate::common::OPERATOR_EMAIL.into()];
     s
 }
 
 async fn an_operator_sees_and_pauses_any_room(app: TestApp) {
     let (_leader, id) = party_with_room(&app, 5, false).await;
-    let now = app.state.now();
-    let ops = store::users::insert_user(app.db(), "ops@test.gonggu.kr", "x", "운영자", now)
-        .await
-        .unwrap();
-    let ops = TestUser {
-        id: ops.id,
-        token: app.state.keys.issue(ops.id, now).unwrap(),
-    };
+    let ops = app.operator().await;
     let stranger = app.user("stranger").await;
     assert_eq!(room(&app, &ops, id).await["state"], "open");
     set_room(&app, &ops, id, "pause").await;

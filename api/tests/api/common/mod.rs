@@ -129,6 +129,9 @@ pub fn jobs_settings() -> Settings {
     settings
 }
 
+/// The address of the operator [`TestApp::operator`] creates.
+pub const OPERATOR_EMAIL: &str = "ops@test.gonggu.kr";
+
 /// A user made directly in the store (no argon2 cost) with a valid access token.
 #[derive(Clone, Debug)]
 pub struct TestUser {
@@ -274,6 +277,17 @@ impl TestApp {
         .await
         .expect("insert user");
         let token = self.state.keys.issue(user.id, self.state.now()).unwrap();
+        TestUser { id: user.id, token }
+    }
+
+    /// The operator `ops@test.gonggu.kr` (tests that need one put this address in
+    /// `operator_emails`).
+    pub async fn operator(&self) -> TestUser {
+        let now = self.state.now();
+        let user = store::users::insert_user(self.db(), OPERATOR_EMAIL, "x", "운영자", now)
+            .await
+            .expect("insert the operator");
+        let token = self.state.keys.issue(user.id, now).unwrap();
         TestUser { id: user.id, token }
     }
 
