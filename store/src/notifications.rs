@@ -51,41 +51,7 @@ pub async fn write(
     new: &NewNotification,
     now: i64,
 ) -> Result<Option<Notification>> {
-    let seen: Option<(i64,)> =
-        sqlx::query_as("SELECT seq FROM notifications WHERE user_id = $1 AND dedupe = $2")
-            .bind(new.user_id)
-            .bind(&new.dedupe)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if seen.is_some() {
-        return Ok(None);
-    }
-    // The counter row serialises writers of one user's inbox (PostgreSQL holds its row lock to
-    // the commit), so seqs are given in order and a rollback gives its seq back.
-    let (seq,): (i64,) = sqlx::query_as(
-        "INSERT INTO notification_counters (user_id, last_seq) VALUES ($1, 1) \
-         ON CONFLICT (user_id) DO UPDATE SET last_seq = notification_counters.last_seq + 1 \
-         RETURNING last_seq",
-    )
-    .bind(new.user_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let row: Notification = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO notifications (user_id, seq, kind, party_id, title, body, dedupe, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
-    )))
-    .bind(new.user_id)
-    .bind(seq)
-    .bind(new.kind)
-    .bind(new.party_id)
-    .bind(&new.title)
-    .bind(&new.body)
-    .bind(&new.dedupe)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await?;
-    crate::push::schedule(conn, row.user_id, row.seq, &row.kind, row.created_at).await?;
-    Ok(Some(row))
+    Ok(write_chunk(conn, &[new], now).await?.into_iter().next())
 }
 
 /// Rows written per statement by [`write_all`] (eight parameters a row: about 400 a statement,
@@ -171,7 +137,8 @@ async fn write_chunk(
     if fresh.is_empty() {
         return Ok(Vec::new());
     }
-    // The counters, as in `write`: held to the commit, so seqs are gap-free per user.
+    // Each user's counter row serialises the writers of their inbox (PostgreSQL holds its row
+    // lock to the commit), so seqs are given in order and a rollback gives its seq back.
     let sql = format!(
         "INSERT INTO notification_counters (user_id, last_seq) VALUES {} \
          ON CONFLICT (user_id) DO UPDATE SET last_seq = notification_counters.last_seq + 1 \
