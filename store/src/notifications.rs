@@ -59,7 +59,7 @@ pub async fn write(
 const CHUNK: usize = 50;
 
 /// Writes every notification of `news` (one per user: the fan-out of one event) on `conn`, like
-/// [`write`] each, in a handful of statements per [`CHUNK`] users instead of four per user. Those
+/// [`write`] each, in three statements per [`CHUNK`] users instead of several per user. Those
 /// whose dedupe key exists already are left out. A list naming a user twice is written one by one.
 ///
 /// Users are taken in id order, so every writer that locks several users' counters locks them in
