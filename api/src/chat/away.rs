@@ -118,13 +118,9 @@ async fn notify(state: &AppState, unseen: &Unseen, now: i64) -> store::Result<bo
         dedupe: format!("chat_message:{}:{}", unseen.party_id, unseen.first_seq),
     };
     let mut tx = state.db.begin().await?;
-    let written = match notifications::write(tx.conn(), &new, now).await {
-        Ok(written) => written,
-        // Another instance wrote the same one first (its commit landed between our check and insert).
-        Err(store::Error::Database(err)) if store::error::is_unique_violation(&err) => None,
-        Err(err) => return Err(err),
-    };
-    let Some(notification) = written else {
+    // `None` when it exists, also when another sweep wrote it a moment ago: the inbox's unique
+    // index decides, after waiting for that sweep's transaction.
+    let Some(notification) = notifications::write(tx.conn(), &new, now).await? else {
         return Ok(false);
     };
     tx.commit().await?;
