@@ -35,15 +35,6 @@ pub enum MessageKind {
     System,
 }
 
-impl MessageKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            MessageKind::User => "user",
-            MessageKind::System => "system",
-        }
-    }
-}
-
 impl TryFrom<String> for MessageKind {
     type Error = String;
 
@@ -269,21 +260,19 @@ pub async fn write_system(
         return Ok(None);
     }
     let seq = next_seq(tx.conn(), msg.party_id, None).await?;
-    let message = insert(
-        tx,
-        NewMessage {
-            party_id: msg.party_id,
-            seq,
-            kind: MessageKind::System,
-            sender_id: None,
-            client_msg_id: None,
-            text: msg.text,
-            event: Some(msg.event),
-            subject_id: msg.subject_id,
-            event_id: Some(msg.event_id),
-        },
-        now,
-    )
+    let message = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO chat_messages \
+         (party_id, seq, kind, text, event, subject_id, event_id, sent_at) \
+         VALUES ($1, $2, 'system', $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+    )))
+    .bind(msg.party_id)
+    .bind(seq)
+    .bind(msg.text)
+    .bind(msg.event)
+    .bind(msg.subject_id)
+    .bind(msg.event_id)
+    .bind(now)
+    .fetch_one(tx.conn())
     .await?;
     Ok(Some(message))
 }
@@ -303,38 +292,6 @@ async fn next_seq(conn: &mut AnyConnection, party_id: i64, user_at: Option<i64>)
     .fetch_one(conn)
     .await?;
     Ok(seq)
-}
-
-struct NewMessage<'a> {
-    party_id: i64,
-    seq: i64,
-    kind: MessageKind,
-    sender_id: Option<i64>,
-    client_msg_id: Option<&'a str>,
-    text: &'a str,
-    event: Option<&'a str>,
-    subject_id: Option<i64>,
-    event_id: Option<i64>,
-}
-
-async fn insert(tx: &mut Tx, m: NewMessage<'_>, now: i64) -> Result<Message> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO chat_messages \
-         (party_id, seq, kind, sender_id, client_msg_id, text, event, subject_id, event_id, sent_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
-    )))
-    .bind(m.party_id)
-    .bind(m.seq)
-    .bind(m.kind.as_str())
-    .bind(m.sender_id)
-    .bind(m.client_msg_id)
-    .bind(m.text)
-    .bind(m.event)
-    .bind(m.subject_id)
-    .bind(m.event_id)
-    .bind(now)
-    .fetch_one(tx.conn())
-    .await?)
 }
 
 /// The party's latest seq (0 before the first message).
